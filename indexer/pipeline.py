@@ -1,0 +1,285 @@
+"""The write path shared by folder indexing and corpus import: chunk, embed, store, index.
+
+Documents are buffered and written in batches. Each batch is embedded first, then written in one
+SQL transaction (documents, chunks, embeddings and the FTS5 rows by trigger), and only then added to
+the in-memory vector index, which is saved atomically at checkpoints and at the end. A crash loses
+at most the batch in flight; the next open of the index replays whatever SQL holds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from indexer.chunking import Chunker, TextChunk
+from searchapp.encoder import EncoderSpec
+from searchapp.settings import Settings
+from searchapp.store.database import Database
+from searchapp.store.schema import Chunk, Document, Embedding, Source
+from searchapp.store.vector_index import open_index, save_index
+from searchapp.versions import ensure_active_generation, load_encoder, spec_of
+
+CHECKPOINT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A document read from a file or a corpus, ready to be chunked and embedded."""
+
+    uri: str
+    path: str | None
+    external_id: str | None
+    title: str
+    text: str
+    file_type: str
+    content_hash: str
+    size: int = 0
+    mtime_ns: int = 0
+
+
+@dataclass(frozen=True)
+class KnownDocument:
+    id: int
+    content_hash: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class IndexSummary:
+    """What one indexing run did."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def get_or_create_source(db: Database, kind: str, location: str) -> int:
+    with db.write() as session:
+        source_id = session.execute(
+            select(Source.id).where(Source.location == location)
+        ).scalar_one_or_none()
+        if source_id is None:
+            source = Source(kind=kind, location=location)
+            session.add(source)
+            session.flush()
+            source_id = source.id
+        return source_id
+
+
+def known_documents(db: Database, source_id: int, key: str = "uri") -> dict[str, KnownDocument]:
+    """The source's stored documents by ``uri`` (or ``external_id``)."""
+    column = Document.uri if key == "uri" else Document.external_id
+    with db.read() as session:
+        rows = session.execute(
+            select(
+                column, Document.id, Document.content_hash, Document.size, Document.mtime_ns
+            ).where(Document.source_id == source_id)
+        ).all()
+    return {row[0]: KnownDocument(*row[1:]) for row in rows}
+
+
+def mark_indexed(db: Database, source_id: int) -> None:
+    with db.write() as session:
+        session.execute(
+            update(Source).where(Source.id == source_id).values(indexed_at=datetime.now(UTC))
+        )
+
+
+def touch_documents(db: Database, stats: dict[int, tuple[int, int]]) -> None:
+    """Record new (size, mtime) for documents whose bytes did not change."""
+    if not stats:
+        return
+    with db.write() as session:
+        session.execute(
+            update(Document),
+            [{"id": i, "size": size, "mtime_ns": mtime} for i, (size, mtime) in stats.items()],
+        )
+
+
+@dataclass
+class _Pending:
+    document: SourceDocument
+    source_id: int
+    replaces: int | None
+    chunks: list[TextChunk]
+
+
+class IndexWriter:
+    """Writes documents into a home's served generation, in batches of about ``batch_chunks``.
+
+    Example::
+
+        with IndexWriter(settings, db) as writer:
+            writer.add(document, source_id)
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        spec: EncoderSpec | None = None,
+        batch_chunks: int = 2048,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.generation, self.version = ensure_active_generation(db, spec)
+        self.encoder = load_encoder(spec_of(self.version))
+        self.chunker = Chunker(
+            self.encoder.tokenizer,
+            min(settings.chunk_tokens, self.encoder.max_content_tokens),
+            settings.chunk_overlap_tokens,
+        )
+        with db.read() as session:
+            self.index, self.sync_report = open_index(
+                session, self.generation, settings.index_dir, self.version.dimension
+            )
+        self.batch_chunks = batch_chunks
+        self.chunks_written = 0
+        self.encode_seconds = 0.0
+        self._pending: list[_Pending] = []
+        self._pending_chunks = 0
+        self._dirty = self.sync_report.rebuilt or bool(
+            self.sync_report.added or self.sync_report.removed
+        )
+        self._last_save = time.monotonic()
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        if exc_type is None:
+            self.close()
+        elif self._dirty:
+            self.save()  # keep what was committed before the error; SQL stays the truth
+
+    def add(self, document: SourceDocument, source_id: int, replaces: int | None = None) -> int:
+        """Queue ``document`` (replacing document ``replaces``); returns its number of chunks."""
+        chunks = self.chunker.split(document.text)
+        self._pending.append(_Pending(document, source_id, replaces, chunks))
+        self._pending_chunks += len(chunks)
+        if self._pending_chunks >= self.batch_chunks:
+            self.flush()
+        return len(chunks)
+
+    def remove(self, document_ids: list[int]) -> None:
+        """Delete documents with their chunks, vectors and keyword rows."""
+        if not document_ids:
+            return
+        with self.db.write() as session:
+            chunk_ids = self._chunk_ids(session, document_ids)
+            session.execute(delete(Document).where(Document.id.in_(document_ids)))
+            self.db.bump_revision(session)
+        self.index.remove(chunk_ids)
+        self._dirty = True
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_chunks = self._pending, [], 0
+        texts = [chunk.text for item in pending for chunk in item.chunks]
+        started = time.perf_counter()
+        vectors = self.encoder.encode(texts)
+        self.encode_seconds += time.perf_counter() - started
+        with self.db.write() as session:
+            replaced = [item.replaces for item in pending if item.replaces is not None]
+            stale_chunks = self._chunk_ids(session, replaced)
+            if replaced:
+                session.execute(delete(Chunk).where(Chunk.document_id.in_(replaced)))
+            new_ids: list[int] = []
+            for item in pending:
+                document_id = self._upsert_document(session, item)
+                if item.chunks:
+                    new_ids.extend(
+                        session.scalars(
+                            insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
+                            [
+                                {
+                                    "document_id": document_id,
+                                    "ordinal": ordinal,
+                                    "start": chunk.start,
+                                    "end": chunk.end,
+                                    "text": chunk.text,
+                                }
+                                for ordinal, chunk in enumerate(item.chunks)
+                            ],
+                        )
+                    )
+            if new_ids:
+                session.execute(
+                    insert(Embedding),
+                    [
+                        {"generation_id": self.generation.id, "chunk_id": chunk_id,
+                         "vector": vector.tobytes()}
+                        for chunk_id, vector in zip(new_ids, vectors, strict=True)
+                    ],
+                )  # fmt: skip
+            self.db.bump_revision(session)
+        self.index.remove(stale_chunks)
+        self.index.add(np.asarray(new_ids, dtype=np.int64), vectors)
+        self.chunks_written += len(new_ids)
+        self._dirty = True
+        if time.monotonic() - self._last_save > CHECKPOINT_SECONDS:
+            self.save()
+
+    def save(self) -> None:
+        """Write the vector index file and record it (a checkpoint)."""
+        with self.db.write() as session:
+            save_index(session, self.generation, self.index, self.settings.index_dir)
+        self._dirty = False
+        self._last_save = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+        if self._dirty:
+            self.save()
+
+    @staticmethod
+    def _chunk_ids(session: Session, document_ids: list[int]) -> list[int]:
+        if not document_ids:
+            return []
+        return list(session.scalars(select(Chunk.id).where(Chunk.document_id.in_(document_ids))))
+
+    @staticmethod
+    def _upsert_document(session: Session, item: _Pending) -> int:
+        doc = item.document
+        values = {
+            "source_id": item.source_id,
+            "uri": doc.uri,
+            "path": doc.path,
+            "external_id": doc.external_id,
+            "title": doc.title,
+            "file_type": doc.file_type,
+            "content_hash": doc.content_hash,
+            "size": doc.size,
+            "mtime_ns": doc.mtime_ns,
+            "indexed_at": datetime.now(UTC),
+        }
+        if item.replaces is not None:
+            # Updated in place: the document keeps its id, and the feedback given on it.
+            session.execute(update(Document).where(Document.id == item.replaces).values(**values))
+            return item.replaces
+        return session.scalars(insert(Document).returning(Document.id), [values]).one()

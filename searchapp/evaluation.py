@@ -1,0 +1,106 @@
+"""Retrieval metrics (nDCG@10, Recall@100, MRR@10) and evaluation of a home on a BEIR split.
+
+The metrics follow trec_eval as BEIR uses it: nDCG with linear gains (the graded relevance itself)
+and log2 discounts; queries without any relevant document are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from searchapp.beir import read_qrels, read_queries
+from searchapp.search import SEARCH_MODES, Searcher
+
+QUERY_BATCH = 64
+
+
+def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
+    gains = [relevance.get(doc, 0) for doc in ranked[:k]]
+    dcg = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(gains) if gain > 0)
+    ideal = sorted((r for r in relevance.values() if r > 0), reverse=True)[:k]
+    idcg = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 100) -> float:
+    relevant = {doc for doc, r in relevance.items() if r > 0}
+    if not relevant:
+        return 0.0
+    return len(relevant.intersection(ranked[:k])) / len(relevant)
+
+
+def mrr_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
+    for rank, doc in enumerate(ranked[:k], start=1):
+        if relevance.get(doc, 0) > 0:
+            return 1.0 / rank
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Metrics:
+    ndcg_at_10: float
+    recall_at_100: float
+    mrr_at_10: float
+    queries: int
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "ndcg@10": round(self.ndcg_at_10, 6),
+            "recall@100": round(self.recall_at_100, 6),
+            "mrr@10": round(self.mrr_at_10, 6),
+        }
+
+
+def score_rankings(
+    rankings: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]]
+) -> Metrics:
+    """Mean metrics over the judged queries that have at least one relevant document."""
+    judged = [q for q, rel in qrels.items() if any(r > 0 for r in rel.values())]
+    if not judged:
+        raise ValueError("No query has a relevant document: nothing to evaluate.")
+    n = len(judged)
+    return Metrics(
+        ndcg_at_10=sum(ndcg_at_k(rankings.get(q, []), qrels[q]) for q in judged) / n,
+        recall_at_100=sum(recall_at_k(rankings.get(q, []), qrels[q]) for q in judged) / n,
+        mrr_at_10=sum(mrr_at_k(rankings.get(q, []), qrels[q]) for q in judged) / n,
+        queries=n,
+    )
+
+
+def evaluate_beir(
+    searcher: Searcher,
+    folder: Path,
+    split: str = "test",
+    modes: Sequence[str] = SEARCH_MODES,
+    *,
+    show_progress: bool = True,
+) -> dict[str, Metrics]:
+    """Run the split's queries through ``searcher`` (the code a user's query takes) and score them.
+
+    Documents are matched to the judgements by their BEIR id (the ``path`` of an imported record).
+    """
+    qrels = read_qrels(folder, split)
+    queries = read_queries(folder)
+    missing = [q for q in qrels if q not in queries]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} judged queries of split {split!r} are not in queries.jsonl "
+            f"(first: {missing[0]})."
+        )
+    ids = sorted(qrels)
+    results: dict[str, Metrics] = {}
+    for mode in modes:
+        rankings: dict[str, list[str]] = {}
+        batches = range(0, len(ids), QUERY_BATCH)
+        for start in tqdm(batches, desc=f"eval {mode}", unit="batch", disable=not show_progress):
+            batch = ids[start : start + QUERY_BATCH]
+            answers = searcher.search_many([queries[q] for q in batch], k=100, mode=mode)
+            for query_id, answer in zip(batch, answers, strict=True):
+                rankings[query_id] = [result.path for result in answer]
+        results[mode] = score_rankings(rankings, qrels)
+    return results

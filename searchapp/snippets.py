@@ -1,0 +1,108 @@
+"""Snippets: the part of a chunk that best matches the query, with the query's terms highlighted.
+
+Highlights are marked ``**like this**`` (Markdown bold), which the UI renders and the command line
+turns into bold text on a terminal.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "do",
+        "does",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+    ]
+)
+
+
+def query_terms(query: str) -> list[str]:
+    """The distinct words of a query, lower-cased, in order."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(query.lower()):
+        seen.setdefault(word, None)
+    return list(seen)
+
+
+def _stem(term: str) -> str:
+    """A light stem, so that "mites" also lights up "mite" and "brewing" lights up "brewed"."""
+    for suffix in ("ing", "ed", "s"):
+        if term.endswith(suffix) and len(term) - len(suffix) >= 3 and not term.endswith("ss"):
+            return term[: -len(suffix)]
+    return term
+
+
+def _highlight_pattern(query: str) -> re.Pattern[str] | None:
+    stems = []
+    for term in query_terms(query):
+        if term in _STOPWORDS or len(term) < 2:
+            continue
+        stems.append(re.escape(_stem(term)))
+    if not stems:
+        return None
+    stems.sort(key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(stems) + r")\w*", re.IGNORECASE | re.UNICODE)
+
+
+def make_snippet(text: str, query: str, width: int = 280) -> str:
+    """The ``width``-character window of ``text`` with the most query terms, highlighted."""
+    text = " ".join(text.split())
+    pattern = _highlight_pattern(query)
+    matches = list(pattern.finditer(text)) if pattern else []
+    start = 0
+    if matches and len(text) > width:
+        best, best_count = matches[0].start(), 0
+        for i, match in enumerate(matches):
+            count = sum(1 for m in matches[i:] if m.end() <= match.start() + width)
+            if count > best_count:
+                best, best_count = match.start(), count
+        start = max(0, best - width // 4)
+        # Start on a word boundary.
+        if start > 0:
+            space = text.find(" ", start)
+            start = space + 1 if 0 <= space < best else start
+    end = min(len(text), start + width)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start else end
+    window = text[start:end]
+    if pattern:
+        window = pattern.sub(lambda m: f"**{m.group(0)}**", window)
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if end < len(text) else ""
+    return f"{prefix}{window}{suffix}"

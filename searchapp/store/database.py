@@ -1,0 +1,125 @@
+"""The SQL engine: SQLite in WAL mode by default, readers that never block, one writer at a time.
+
+With Python's sqlite3 driver, SQLAlchemy needs the documented "pysqlite transaction fix": the
+driver's own transaction handling is switched off and we emit ``BEGIN`` (readers: one consistent
+snapshot for the whole transaction) or ``BEGIN IMMEDIATE`` (the writer: takes the write lock up
+front instead of failing half-way with "database is locked").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.orm import Session
+
+from searchapp.store.schema import Base, StoreState
+
+_FTS_DDL = (
+    # A regular (not external-content) FTS5 table keyed by chunk id: deletes need no old values,
+    # so cascaded deletes of documents keep it exact. Triggers keep it in the writer's transaction.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
+    "title, text, tokenize = 'porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN "
+    "INSERT INTO chunks_fts(rowid, title, text) VALUES (new.id, "
+    "(SELECT title FROM documents WHERE id = new.document_id), new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN "
+    "DELETE FROM chunks_fts WHERE rowid = old.id; END",
+)
+
+
+class WriterBusyError(RuntimeError):
+    """Another process is writing to the same home."""
+
+
+class Database:
+    """An engine plus the two kinds of transaction searchapp uses."""
+
+    def __init__(self, url: str, *, lock_path: Path | None = None) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._lock = FileLock(str(lock_path)) if lock_path else None
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                Base.metadata.create_all(conn)
+                if self.is_sqlite:
+                    for statement in _FTS_DDL:
+                        conn.execute(text(statement))
+                if conn.execute(select(StoreState.id)).first() is None:
+                    conn.execute(StoreState.__table__.insert().values(id=1, revision=0))
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session that sees one snapshot from its first query to its end."""
+        with (
+            self.engine.connect() as conn,
+            conn.begin(),
+            Session(bind=conn, expire_on_commit=False) as session,
+        ):
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction, committed when the block ends and rolled back on any error."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
+                yield session
+                session.flush()
+
+    @contextmanager
+    def writer_lock(self, timeout: float = 0) -> Iterator[None]:
+        """Hold the home's single-writer lock (a file lock), or fail with a clear message."""
+        if self._lock is None:
+            yield
+            return
+        try:
+            self._lock.acquire(timeout=timeout)
+        except Timeout:
+            raise WriterBusyError(
+                f"Another searchapp process is writing to this home (lock {self._lock.lock_file}). "
+                "Wait for it to finish, then run the command again."
+            ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def bump_revision(self, session: Session) -> None:
+        """Mark that chunks changed, so that readers refresh their vector index."""
+        session.execute(
+            StoreState.__table__.update().values(revision=StoreState.__table__.c.revision + 1)
+        )
+
+    def revision(self, session: Session) -> int:
+        return session.execute(select(StoreState.revision)).scalar_one()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see module docstring)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,150 @@
+"""The SQL tables: SQL is the source of truth, the vector index is a cache rebuilt from it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Source(Base):
+    """A folder or an imported corpus that documents come from."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "folder" or "beir"
+    location: Mapped[str] = mapped_column(Text, unique=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    indexed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Document(Base):
+    """One file (or one corpus record); its text lives in its chunks."""
+
+    __tablename__ = "documents"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    uri: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str | None] = mapped_column(Text, default=None)
+    external_id: Mapped[str | None] = mapped_column(Text, default=None, index=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    file_type: Mapped[str] = mapped_column(String(16), default="text")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    indexed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    chunks: Mapped[list[Chunk]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Chunk(Base):
+    """A piece of a document that fits the model; ids are never reused (AUTOINCREMENT)."""
+
+    __tablename__ = "chunks"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    ordinal: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+    document: Mapped[Document] = relationship(back_populates="chunks")
+
+
+class ModelVersion(Base):
+    """A bi-encoder: a weights directory plus everything that changes its vectors."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str | None] = mapped_column(Text, default=None)  # None: the bundled backbone
+    pooling: Mapped[str] = mapped_column(String(8))
+    layer: Mapped[int | None] = mapped_column(Integer, default=None)  # None: the final layer
+    max_seq_length: Mapped[int] = mapped_column(Integer)
+    dimension: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    metrics_json: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IndexGeneration(Base):
+    """The vectors of every live chunk under one model version, and the file that caches them."""
+
+    __tablename__ = "index_generations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    status: Mapped[str] = mapped_column(String(16), default="building")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(default=None)
+    file_name: Mapped[str | None] = mapped_column(Text, default=None)
+    checksum: Mapped[str | None] = mapped_column(String(64), default=None)
+    vector_count: Mapped[int] = mapped_column(Integer, default=0)
+    max_chunk_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Embedding(Base):
+    """A chunk's vector (float32 bytes) in one generation."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (Index("ix_embeddings_chunk", "chunk_id"),)
+
+    generation_id: Mapped[int] = mapped_column(
+        ForeignKey("index_generations.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk_id: Mapped[int] = mapped_column(
+        ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StoreState(Base):
+    """One row: a counter bumped by every write that changes chunks, so readers notice."""
+
+    __tablename__ = "store_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Feedback(Base):
+    """A (query, document, label) judgement given in the UI or imported; used by training."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("query", "document_id", name="uq_feedback_query_doc"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query: Mapped[str] = mapped_column(Text)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    label: Mapped[int] = mapped_column(Integer)  # 1 relevant, 0 not relevant
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,208 @@
+"""The FAISS vector index of one generation: keyed by chunk id, saved atomically, checked on open.
+
+The file is a cache of the ``embeddings`` table. It is written to a temporary file, fsynced, renamed
+over the old one and the directory fsynced; then one SQL transaction records its checksum, vector
+count and highest chunk id. On open the file is verified and reconciled with SQL; any mismatch is
+repaired from the stored embeddings, never by re-encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from searchapp.store.schema import Embedding, IndexGeneration
+
+log = logging.getLogger(__name__)
+
+_FETCH_BATCH = 500
+
+
+class CorruptIndexError(RuntimeError):
+    """The index file does not match what SQL recorded for it."""
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What opening an index had to do to agree with SQL."""
+
+    rebuilt: bool
+    added: int
+    removed: int
+    reason: str = ""
+
+
+class VectorIndex:
+    """Inner-product search over L2-normalised vectors, by chunk id (``IndexIDMap2``)."""
+
+    def __init__(self, dimension: int, index: faiss.Index | None = None) -> None:
+        self.dimension = dimension
+        self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self.index.add_with_ids(
+                np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64)
+            )
+
+    def remove(self, ids: Iterable[int]) -> int:
+        selector = np.fromiter(ids, dtype=np.int64)
+        if not len(selector):
+            return 0
+        return int(self.index.remove_ids(selector))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, chunk ids) per query; missing slots have id -1."""
+        k = max(1, min(k, len(self))) if len(self) else 1
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+
+    def save(self, path: Path) -> str:
+        """Write atomically (temp file, fsync, rename, fsync dir); returns the file's sha256."""
+        data = faiss.serialize_index(self.index).tobytes()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return hashlib.sha256(data).hexdigest()
+
+    @classmethod
+    def load(cls, path: Path, *, checksum: str, count: int, dimension: int) -> VectorIndex:
+        """Read a saved index, refusing one whose bytes or size disagree with SQL's record."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CorruptIndexError(f"index file {path.name} is missing") from None
+        if hashlib.sha256(data).hexdigest() != checksum:
+            raise CorruptIndexError(f"index file {path.name} fails its checksum")
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError as error:
+            raise CorruptIndexError(f"index file {path.name} cannot be read: {error}") from None
+        if index.ntotal != count or index.d != dimension:
+            raise CorruptIndexError(
+                f"index file {path.name} holds {index.ntotal} vectors of dimension {index.d}, "
+                f"SQL recorded {count} of dimension {dimension}"
+            )
+        return cls(dimension, index)
+
+
+def index_file_path(index_dir: Path, generation_id: int) -> Path:
+    return index_dir / f"generation-{generation_id}.faiss"
+
+
+def live_chunk_ids(session: Session, generation_id: int) -> np.ndarray:
+    rows = session.execute(
+        select(Embedding.chunk_id).where(Embedding.generation_id == generation_id)
+    ).scalars()
+    return np.fromiter(rows, dtype=np.int64)
+
+
+def fetch_vectors(
+    session: Session, generation_id: int, chunk_ids: np.ndarray, dimension: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stored vectors of ``chunk_ids`` in this generation, as (ids, matrix)."""
+    found_ids: list[int] = []
+    blobs: list[bytes] = []
+    for start in range(0, len(chunk_ids), _FETCH_BATCH):
+        batch = [int(i) for i in chunk_ids[start : start + _FETCH_BATCH]]
+        for chunk_id, blob in session.execute(
+            select(Embedding.chunk_id, Embedding.vector).where(
+                Embedding.generation_id == generation_id, Embedding.chunk_id.in_(batch)
+            )
+        ):
+            found_ids.append(chunk_id)
+            blobs.append(blob)
+    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dimension)
+    return np.asarray(found_ids, dtype=np.int64), matrix
+
+
+def open_index(
+    session: Session, generation: IndexGeneration, index_dir: Path, dimension: int
+) -> tuple[VectorIndex, SyncReport]:
+    """Load a generation's index file and make it agree exactly with SQL's live chunk ids."""
+    path = index_file_path(index_dir, generation.id)
+    live = live_chunk_ids(session, generation.id)
+    reason = ""
+    index: VectorIndex | None = None
+    if generation.checksum is not None:
+        try:
+            index = VectorIndex.load(
+                path,
+                checksum=generation.checksum,
+                count=generation.vector_count,
+                dimension=dimension,
+            )
+        except CorruptIndexError as error:
+            reason = str(error)
+    elif len(live):
+        reason = "no index file was saved yet"
+    if index is None:
+        index = VectorIndex(dimension)
+        ids, vectors = fetch_vectors(session, generation.id, live, dimension)
+        index.add(ids, vectors)
+        if reason:
+            log.warning(
+                "Rebuilt the vector index of generation %d from %d stored embeddings (%s).",
+                generation.id,
+                len(ids),
+                reason,
+            )
+        return index, SyncReport(rebuilt=True, added=len(ids), removed=0, reason=reason)
+    added, removed = reconcile(session, index, generation.id, live)
+    return index, SyncReport(rebuilt=False, added=added, removed=removed)
+
+
+def reconcile(
+    session: Session, index: VectorIndex, generation_id: int, live: np.ndarray | None = None
+) -> tuple[int, int]:
+    """Add vectors SQL has and the index lacks, drop ids SQL no longer has; returns counts."""
+    if live is None:
+        live = live_chunk_ids(session, generation_id)
+    have = index.ids()
+    extra = np.setdiff1d(have, live, assume_unique=True)
+    missing = np.setdiff1d(live, have, assume_unique=True)
+    removed = index.remove(extra.tolist())
+    ids, vectors = fetch_vectors(session, generation_id, missing, index.dimension)
+    index.add(ids, vectors)
+    return len(ids), removed
+
+
+def save_index(
+    session: Session, generation: IndexGeneration, index: VectorIndex, index_dir: Path
+) -> None:
+    """Write the file, then record its checksum, count and highest id (caller's transaction)."""
+    checksum = index.save(index_file_path(index_dir, generation.id))
+    ids = index.ids()
+    generation.file_name = index_file_path(index_dir, generation.id).name
+    generation.checksum = checksum
+    generation.vector_count = len(index)
+    generation.max_chunk_id = int(ids.max()) if len(ids) else 0
+    session.add(generation)

@@ -1,0 +1,122 @@
+"""Model versions and index generations: which model made which vectors, and which are served.
+
+An index generation belongs to exactly one model version, and a query is always embedded by the
+model of the generation it searches. A fresh home starts with the bundled backbone as version 1.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from searchapp.encoder import BUNDLED_MODEL_NAME, Encoder, EncoderSpec
+from searchapp.store.database import Database
+from searchapp.store.schema import IndexGeneration, ModelVersion
+
+
+class NoIndexError(RuntimeError):
+    """The home has nothing indexed yet."""
+
+
+def spec_of(version: ModelVersion) -> EncoderSpec:
+    return EncoderSpec(
+        path=version.path,
+        pooling=version.pooling,
+        layer=version.layer,
+        max_seq_length=version.max_seq_length,
+    )
+
+
+_encoders: dict[EncoderSpec, Encoder] = {}
+_encoders_lock = threading.Lock()
+
+
+def load_encoder(spec: EncoderSpec) -> Encoder:
+    """The encoder for ``spec``, loaded once per process and shared."""
+    with _encoders_lock:
+        if spec not in _encoders:
+            _encoders[spec] = Encoder(spec)
+        return _encoders[spec]
+
+
+def active_generation(session: Session) -> IndexGeneration | None:
+    return session.execute(
+        select(IndexGeneration).where(IndexGeneration.status == "active")
+    ).scalar_one_or_none()
+
+
+def require_active_generation(session: Session) -> tuple[IndexGeneration, ModelVersion]:
+    generation = active_generation(session)
+    if generation is None:
+        raise NoIndexError(
+            "Nothing is indexed in this home yet: run `searchapp index FOLDER` first "
+            "(or pass --home to use another home)."
+        )
+    version = session.get(ModelVersion, generation.model_version_id)
+    assert version is not None
+    return generation, version
+
+
+def register_version(
+    session: Session, encoder: Encoder, *, name: str, status: str, parent_id: int | None = None
+) -> ModelVersion:
+    """Record ``encoder`` as a model version, or return the existing one with its fingerprint."""
+    fingerprint = encoder.fingerprint
+    existing = session.execute(
+        select(ModelVersion).where(ModelVersion.fingerprint == fingerprint)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    spec = encoder.spec
+    version = ModelVersion(
+        name=name,
+        path=spec.path,
+        pooling=spec.pooling,
+        layer=spec.layer,
+        max_seq_length=spec.max_seq_length,
+        dimension=encoder.dimension,
+        fingerprint=fingerprint,
+        parent_id=parent_id,
+        status=status,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def ensure_active_generation(
+    db: Database, spec: EncoderSpec | None = None
+) -> tuple[IndexGeneration, ModelVersion]:
+    """The served generation; a fresh home gets one for ``spec`` (default: the bundled model).
+
+    When the home already serves a model and ``spec`` asks for different pooling or layer, this
+    refuses rather than mixing vectors of two models in one index.
+    """
+    with db.write() as session:
+        generation = active_generation(session)
+        if generation is not None:
+            version = session.get(ModelVersion, generation.model_version_id)
+            assert version is not None
+            if spec is not None and (spec.pooling, spec.layer) != (version.pooling, version.layer):
+                raise ValueError(
+                    f"This home serves model version {version.id} (pooling {version.pooling}, "
+                    f"layer {version.layer or 'final'}); its index cannot take vectors of "
+                    f"pooling {spec.pooling}, layer {spec.layer or 'final'}. Use a new --home, "
+                    "or train and promote a version with those settings."
+                )
+            return generation, version
+        encoder = load_encoder(spec or EncoderSpec())
+        label = (
+            f"{BUNDLED_MODEL_NAME} ({encoder.spec.pooling}, layer {encoder.spec.layer or 'final'})"
+        )
+        version = register_version(session, encoder, name=label, status="active")
+        version.status = "active"
+        generation = IndexGeneration(
+            model_version_id=version.id, status="active", activated_at=datetime.now(UTC)
+        )
+        session.add(generation)
+        session.flush()
+        return generation, version

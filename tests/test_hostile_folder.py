@@ -1,0 +1,79 @@
+"""A folder full of trouble is indexed without a crash: bad files named, good ones found."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import DATA
+
+LATIN1_TEXT = (
+    "Crème brûlée à la française: the custard is flavoured with vanilla, baked slowly in a "
+    "bain-marie, chilled, then topped with caramelised sugar. Café owners serve it über-cold."
+)
+
+
+def _make_hostile_folder(root: Path) -> None:
+    root.mkdir()
+    shutil.copy(DATA / "docs" / "bees" / "varroa-mites.md", root / "good.md")
+    shutil.copy(DATA / "docs" / "firstaid" / "choking.pdf", root / "good.pdf")
+    pdf = (DATA / "docs" / "firstaid" / "choking.pdf").read_bytes()
+    (root / "truncated.pdf").write_bytes(pdf[: len(pdf) // 3])
+    (root / "binary.txt").write_bytes(bytes(range(256)) * 40)
+    (root / "latin1.txt").write_bytes(LATIN1_TEXT.encode("latin-1"))
+    (root / "empty.txt").write_bytes(b"")
+    (root / "sub").mkdir()
+    (root / "sub" / "loop").symlink_to("..")  # a folder symlink back up the tree
+    (root / "a-link").symlink_to("b-link")  # two symlinks pointing at each other
+    (root / "b-link").symlink_to("a-link")
+    os.mkfifo(root / "pipe.txt")
+    secret = root / "unreadable.txt"
+    secret.write_text("nobody may read this")
+    secret.chmod(0o000)
+
+
+def _searchapp(home: Path, *args: str) -> subprocess.CompletedProcess:
+    # Root reads any file; without the capabilities that allow it, root is refused as people are.
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    prefix = drop if os.geteuid() == 0 else []
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "searchapp.cli", "--home", str(home), *args],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def test_hostile_folder_is_indexed_and_every_bad_file_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    home = tmp_path / "home"
+    _make_hostile_folder(folder)
+
+    run = _searchapp(home, "index", str(folder), "--json", "--quiet")
+    assert run.returncode == 1, run.stderr  # 1: some files failed
+    assert "Traceback" not in run.stderr
+    summary = json.loads(run.stdout)
+    failed = {Path(item["path"]).name: item["reason"] for item in summary["failed"]}
+    skipped = {Path(item["path"]).name: item["reason"] for item in summary["skipped"]}
+    assert set(failed) == {"truncated.pdf", "binary.txt", "unreadable.txt"}
+    assert "PDF" in failed["truncated.pdf"]
+    assert "binary" in failed["binary.txt"]
+    assert "ermission denied" in failed["unreadable.txt"]
+    assert "no text" in skipped["empty.txt"]
+    assert "FIFO" in skipped["pipe.txt"]
+    assert "loop" in skipped["loop"]
+    assert "loop" in skipped["a-link"] and "loop" in skipped["b-link"]
+    assert summary["added"] == 3  # good.md, good.pdf, latin1.txt
+
+    search = _searchapp(home, "search", "creme brulee custard", "--json", "--mode", "keyword")
+    assert search.returncode == 0, search.stderr
+    top = json.loads(search.stdout)["results"][0]
+    assert top["path"].endswith("latin1.txt")
+    assert "Crème brûlée" in top["snippet"].replace("**", "")
+
+    search = _searchapp(home, "search", "how to treat varroa mites", "--json", "--k", "1")
+    assert json.loads(search.stdout)["results"][0]["path"].endswith("good.md")
+    search = _searchapp(home, "search", "someone is choking", "--json", "--k", "1")
+    assert json.loads(search.stdout)["results"][0]["path"].endswith("good.pdf")

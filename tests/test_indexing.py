@@ -1,0 +1,121 @@
+"""Folder indexing: every format read, incremental re-indexing, edits and deletions followed."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from indexer.folders import index_folders
+from searchapp.search import Searcher
+from searchapp.settings import Settings
+from searchapp.store.database import Database
+from searchapp.store.schema import Chunk, Document, Embedding
+from searchapp.store.vector_index import live_chunk_ids
+from searchapp.versions import active_generation
+
+
+def _paths(searcher: Searcher, query: str, mode: str = "hybrid", k: int = 3) -> list[str]:
+    return [Path(r.path).name for r in searcher.search(query, k=k, mode=mode)]
+
+
+def test_sample_corpus_is_indexed_in_every_format(sample_home: Settings) -> None:
+    db = Database(sample_home.database_url)
+    with db.read() as session:
+        types = {row[0] for row in session.query(Document.file_type).distinct()}
+        documents = session.query(Document).count()
+        chunks = session.query(Chunk).count()
+        long_doc = (
+            session.query(Document).filter(Document.path.like("%espresso-dialing-in.md")).one()
+        )
+        long_chunks = session.query(Chunk).filter(Chunk.document_id == long_doc.id).all()
+    assert types == {"text", "markdown", "html", "pdf", "docx"}
+    assert documents == 30
+    assert chunks > documents  # long documents are split
+    assert len(long_chunks) > 1
+    # Chunk offsets point back into the document, in reading order.
+    for before, after in itertools.pairwise(long_chunks):
+        assert before.start < after.start <= before.end + 2
+        assert before.end - before.start == len(before.text)
+
+
+def test_html_script_and_style_are_not_content(sample_searcher: Searcher) -> None:
+    db = sample_searcher.db
+    with db.read() as session:
+        html_chunks = (
+            session.query(Chunk.text).join(Document).filter(Document.file_type == "html").all()
+        )
+    text = " ".join(row[0] for row in html_chunks)
+    assert "function" not in text and "{" not in text
+
+
+def test_reindexing_an_unchanged_folder_encodes_nothing(docs_copy: Path, home: Settings) -> None:
+    first = index_folders(home, [docs_copy], show_progress=False)
+    assert first.added == 12 and first.chunks > 12
+    second = index_folders(home, [docs_copy], show_progress=False)
+    assert (second.added, second.updated, second.removed, second.chunks) == (0, 0, 0, 0)
+    assert second.unchanged == 12
+
+
+def test_touched_but_identical_file_is_not_re_encoded(docs_copy: Path, home: Settings) -> None:
+    index_folders(home, [docs_copy], show_progress=False)
+    path = docs_copy / "bees" / "hive-types.txt"
+    path.write_bytes(path.read_bytes())  # new mtime, same bytes
+    again = index_folders(home, [docs_copy], show_progress=False)
+    assert again.chunks == 0 and again.unchanged == 12
+
+
+def test_edited_file_is_found_by_its_new_text_only(docs_copy: Path, home: Settings) -> None:
+    index_folders(home, [docs_copy], show_progress=False)
+    searcher = Searcher(home)
+    note = docs_copy / "bees" / "hive-types.txt"
+    assert "hive-types.txt" in _paths(searcher, "Langstroth", "keyword")
+
+    note.write_text("Zebra finches sing complex songs learned from their fathers.\n")
+    summary = index_folders(home, [docs_copy], show_progress=False)
+    assert (summary.updated, summary.added, summary.removed) == (1, 0, 0)
+
+    assert "hive-types.txt" not in _paths(searcher, "Langstroth", "keyword", k=12)
+    assert _paths(searcher, "zebra finch songs", "keyword", k=1) == ["hive-types.txt"]
+    assert _paths(searcher, "which birds learn songs from their father", "dense", k=1) == [
+        "hive-types.txt"
+    ]
+
+
+def test_deleted_file_is_no_longer_found(docs_copy: Path, home: Settings) -> None:
+    index_folders(home, [docs_copy], show_progress=False)
+    searcher = Searcher(home)
+    assert _paths(searcher, "varroa mites treatment", k=1) == ["varroa-mites.md"]
+    (docs_copy / "bees" / "varroa-mites.md").unlink()
+    summary = index_folders(home, [docs_copy], show_progress=False)
+    assert summary.removed == 1
+    for mode in ("dense", "keyword", "hybrid"):
+        assert "varroa-mites.md" not in _paths(searcher, "varroa mites treatment", mode, k=12)
+
+
+def test_vector_ids_equal_live_chunk_ids_after_edits(docs_copy: Path, home: Settings) -> None:
+    index_folders(home, [docs_copy], show_progress=False)
+    (docs_copy / "coffee" / "storing-beans.txt").write_text("Short new text about beans.")
+    (docs_copy / "bees" / "hive-types.txt").unlink()
+    index_folders(home, [docs_copy], show_progress=False)
+    searcher = Searcher(home)
+    searcher.search("beans")
+    db = searcher.db
+    with db.read() as session:
+        generation = active_generation(session)
+        chunk_ids = sorted(row[0] for row in session.query(Chunk.id))
+        embedded = sorted(live_chunk_ids(session, generation.id).tolist())
+        assert session.query(Embedding).count() == len(chunk_ids)
+    assert embedded == chunk_ids
+    assert sorted(searcher._index.ids().tolist()) == chunk_ids
+
+
+def test_chunk_ids_are_never_reused(docs_copy: Path, home: Settings) -> None:
+    index_folders(home, [docs_copy], show_progress=False)
+    db = Database(home.database_url)
+    with db.read() as session:
+        highest = max(row[0] for row in session.query(Chunk.id))
+    (docs_copy / "coffee" / "storing-beans.txt").write_text("Replacement text.")
+    index_folders(home, [docs_copy], show_progress=False)
+    with db.read() as session:
+        newest = max(row[0] for row in session.query(Chunk.id))
+    assert newest > highest
