@@ -82,7 +82,7 @@ def import_beir(
         gone = [doc.id for external_id, doc in known.items() if external_id not in seen]
         writer.remove(gone)
         summary.removed = len(gone)
-        writer.close()
+        writer.flush()
         mark_indexed(db, source_id)
     summary.chunks = writer.chunks_written
     summary.seconds = time.perf_counter() - started

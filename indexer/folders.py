@@ -53,7 +53,6 @@ def index_folders(
     with db.writer_lock(), IndexWriter(settings, db, spec=spec) as writer:
         for root in roots:
             _index_root(db, writer, root, (*settings.ignore, *ignore), summary, show_progress)
-        writer.close()
     summary.chunks = writer.chunks_written
     summary.seconds = time.perf_counter() - started
     return summary

@@ -26,7 +26,9 @@ from searchapp.versions import load_encoder, require_active_generation, spec_of
 
 SearchMode = Literal["dense", "keyword", "hybrid"]
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
-RRF_K = 60
+# Reciprocal rank fusion constant, chosen on SciFact's train split (docs/benchmarks.md): with two
+# rankings, a small k lets the top of each ranking count; the classic 60 flattens them.
+RRF_K = 5
 # Documents have several chunks; fetch enough chunks to fill ``k`` distinct documents.
 _CHUNKS_PER_DOCUMENT = 3
 # Each ranking that hybrid search fuses is at least this deep.
