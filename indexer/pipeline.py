@@ -11,13 +11,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from indexer.chunking import Chunker, TextChunk
-from searchapp.encoder import EncoderSpec
+from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Embedding, Source
@@ -142,17 +143,11 @@ class IndexWriter:
         db: Database,
         *,
         spec: EncoderSpec | None = None,
-        batch_chunks: int = 2048,
+        batch_chunks: int = 512,
     ) -> None:
         self.settings = settings
         self.db = db
         self.generation, self.version = ensure_active_generation(db, spec)
-        self.encoder = load_encoder(spec_of(self.version))
-        self.chunker = Chunker(
-            self.encoder.tokenizer,
-            min(settings.chunk_tokens, self.encoder.max_content_tokens),
-            settings.chunk_overlap_tokens,
-        )
         with db.read() as session:
             self.index, self.sync_report = open_index(
                 session, self.generation, settings.index_dir, self.version.dimension
@@ -166,6 +161,19 @@ class IndexWriter:
             self.sync_report.added or self.sync_report.removed
         )
         self._last_save = time.monotonic()
+
+    @cached_property
+    def encoder(self) -> Encoder:
+        """Loaded on first use: a run where nothing changed never loads the model."""
+        return load_encoder(spec_of(self.version))
+
+    @cached_property
+    def chunker(self) -> Chunker:
+        return Chunker(
+            self.encoder.tokenizer,
+            min(self.settings.chunk_tokens, self.encoder.max_content_tokens),
+            self.settings.chunk_overlap_tokens,
+        )
 
     def __enter__(self) -> IndexWriter:
         return self

@@ -114,6 +114,66 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from indexer.training import PairSources, TrainingOptions, retrain
+
+    sources = PairSources(
+        files=tuple(Path(p) for p in args.pairs),
+        beir=Path(args.beir) if args.beir else None,
+        split=args.split,
+        feedback=args.feedback,
+    )
+    options = TrainingOptions(
+        loss=args.loss, pooling=args.pooling, layer=args.layer, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
+        held_out=args.held_out, min_gain=args.min_gain,
+        eval_beir=Path(args.eval_beir) if args.eval_beir else None,
+        eval_split=args.eval_split, force=args.force,
+    )  # fmt: skip
+    report = retrain(_settings(args), sources, options, show_progress=not args.quiet)
+    for where, reason in report.skipped:
+        print(f"skipped  {where}: {reason}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(
+            f"version {report.version} ({report.loss}, {report.pooling} pooling, layer "
+            f"{report.layer or 'final'}): nDCG@10 {report.before['ndcg@10']:.4f} -> "
+            f"{report.after['ndcg@10']:.4f}; {'PROMOTED' if report.promoted else 'not promoted'}"
+            f": {report.reason}"
+        )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from indexer.generations import promote_version, rollback
+    from searchapp.store.database import Database
+    from searchapp.versions import list_versions
+
+    settings = _settings(args)
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    if args.action == "promote":
+        generation = promote_version(db, settings, args.id, show_progress=not args.quiet)
+        print(f"Serving model version {args.id} (index generation {generation.id}).")
+    elif args.action == "rollback":
+        generation = rollback(db, settings, show_progress=not args.quiet)
+        print(
+            f"Rolled back: serving model version {generation.model_version_id} "
+            f"(index generation {generation.id})."
+        )
+    rows = list_versions(db)
+    if args.json:
+        print(json.dumps([row.to_json() for row in rows], indent=2))
+    elif args.action == "list":
+        print(f"{'id':>3}  {'status':<9} {'pooling':<7} {'layer':<5} {'nDCG@10':<16} name")
+        for row in rows:
+            print(
+                f"{row.id:>3}  {row.status:<9} {row.pooling:<7} {row.layer or 'final'!s:<5} "
+                f"{row.gate:<16} {row.name}  [{row.fingerprint[:12]}]"
+            )
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     import ui
 
@@ -170,6 +230,45 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
+
+    train = commands.add_parser(
+        "train", help="fine-tune the model on (query, document) pairs; promote it if better"
+    )
+    train.add_argument("pairs", nargs="*", metavar="PAIRS",
+                       help="JSONL or CSV: query, positive[, negative][, label|score]")  # fmt: skip
+    train.add_argument("--beir", metavar="DIR", help="take pairs from a BEIR folder's split")
+    train.add_argument("--split", default="train", help="the BEIR split to train on")
+    train.add_argument("--feedback", action="store_true",
+                       help="use the UI feedback too (alone if nothing else is given)")  # fmt: skip
+    train.add_argument("--loss", choices=("mnrl", "contrastive", "triplet", "cosine"),
+                       default="mnrl")  # fmt: skip
+    train.add_argument("--pooling", choices=("mean", "cls", "max"),
+                       help="pooling of the new version (default: the served model's)")  # fmt: skip
+    train.add_argument("--layer", type=int, metavar="N", help="layer of the new version")
+    train.add_argument("--epochs", type=int, default=2)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--learning-rate", type=float, default=3e-5)
+    train.add_argument("--held-out", type=float, default=0.1,
+                       help="fraction of queries held out for the gate (default 0.1)")  # fmt: skip
+    train.add_argument("--min-gain", type=float, default=0.005,
+                       help="nDCG@10 gain needed to promote (default 0.005)")  # fmt: skip
+    train.add_argument("--eval-beir", metavar="DIR", help="gate on this BEIR folder instead")
+    train.add_argument("--eval-split", default="dev", metavar="S")
+    train.add_argument("--force", action="store_true", help="promote even if not better")
+    train.add_argument("--json", action="store_true")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_train)
+
+    models = commands.add_parser("models", help="list, promote or roll back model versions")
+    models_actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    models_actions.add_parser("list", help="every model version and its status")
+    promote = models_actions.add_parser("promote", help="serve model version ID")
+    promote.add_argument("id", type=int, metavar="ID")
+    models_actions.add_parser("rollback", help="serve the previous version again")
+    for sub in models_actions.choices.values():
+        sub.add_argument("--json", action="store_true")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+    models.set_defaults(func=cmd_models)
 
     web = commands.add_parser("ui", help="start the web UI (Streamlit)")
     web.add_argument("--port", type=int, default=8501)

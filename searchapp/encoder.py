@@ -116,10 +116,7 @@ class Encoder:
                 list(encoder_layers)[:layer]
             )
             transformer.auto_model.config.num_hidden_layers = layer
-        if layer == depth:
-            self.spec = EncoderSpec(
-                self.spec.path, self.spec.pooling, None, self.spec.max_seq_length
-            )
+        self.layers_used: int = layer or depth
         dimension = transformer.get_embedding_dimension()
         pooling = Pooling(dimension, pooling_mode=self.spec.pooling)
         self.model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
@@ -131,6 +128,9 @@ class Encoder:
     def fingerprint(self) -> str:
         """A hash of the weights and of every setting that changes a vector."""
         settings = asdict(self.spec) | {"dimension": self.dimension, "normalize": True}
+        # The depth actually run, so that "layer 6" of a 6-layer model is the final layer, and a
+        # saved model already cut to N layers is the same model as its parent cut at layer N.
+        settings["layer"] = self.layers_used
         settings.pop("path")
         payload = _weights_digest(str(self.spec.weights_dir)) + json.dumps(settings, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -110,8 +111,12 @@ class Searcher:
             print(result.rank, result.title, result.snippet)
     """
 
-    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+    def __init__(
+        self, settings: Settings, db: Database | None = None, *, generation_id: int | None = None
+    ) -> None:
+        """Search the served generation, or always ``generation_id`` when given (evaluation)."""
         self.settings = settings
+        self.pinned_generation = generation_id
         self.db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
         self._lock = threading.Lock()
         self._generation_id: int | None = None
@@ -129,7 +134,7 @@ class Searcher:
 
     def _refresh(self, session: Session) -> None:
         """Follow the served generation and any chunk changes made by other processes."""
-        generation, version = require_active_generation(session)
+        generation, version = require_active_generation(session, self.pinned_generation)
         revision = self.db.revision(session)
         if generation.id != self._generation_id or self._index is None:
             self._encoder = load_encoder(spec_of(version))
@@ -140,6 +145,24 @@ class Searcher:
         elif revision != self._revision:
             reconcile(session, self._index, generation.id)
         self._revision = revision
+
+    def chunk_vector(self, chunk_id: int) -> np.ndarray | None:
+        """A chunk's vector in the generation being searched."""
+        with self._lock:
+            return self._index.vector(chunk_id) if self._index is not None else None
+
+    def best_chunk(self, document_id: int, query_vector: np.ndarray) -> str | None:
+        """The text of the document's chunk closest to ``query_vector``."""
+        with self.db.read() as session:
+            chunks = session.execute(
+                select(Chunk.id, Chunk.text).where(Chunk.document_id == document_id)
+            ).all()
+        scored = [
+            (float(vector @ query_vector), text)
+            for chunk_id, text in chunks
+            if (vector := self.chunk_vector(chunk_id)) is not None
+        ]
+        return max(scored)[1] if scored else None
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[SearchResult]:
         """The ``k`` best documents for ``query``."""

@@ -6,7 +6,9 @@ model of the generation it searches. A fresh home starts with the bundled backbo
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -48,8 +50,16 @@ def active_generation(session: Session) -> IndexGeneration | None:
     ).scalar_one_or_none()
 
 
-def require_active_generation(session: Session) -> tuple[IndexGeneration, ModelVersion]:
-    generation = active_generation(session)
+def require_active_generation(
+    session: Session, generation_id: int | None = None
+) -> tuple[IndexGeneration, ModelVersion]:
+    """The served generation (or ``generation_id``) and its model version."""
+    if generation_id is not None:
+        generation = session.get(IndexGeneration, generation_id)
+        if generation is None:
+            raise NoIndexError(f"There is no index generation {generation_id}.")
+    else:
+        generation = active_generation(session)
     if generation is None:
         raise NoIndexError(
             "Nothing is indexed in this home yet: run `searchapp index FOLDER` first "
@@ -120,3 +130,53 @@ def ensure_active_generation(
         session.add(generation)
         session.flush()
         return generation, version
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A model version as listed to people: what it is, whether it is served, how it scored."""
+
+    id: int
+    name: str
+    status: str
+    pooling: str
+    layer: int | None
+    fingerprint: str
+    created_at: datetime
+    metrics: dict | None
+
+    @property
+    def gate(self) -> str:
+        if not self.metrics:
+            return "-"
+        return f"{self.metrics['before']['ndcg@10']:.4f}->{self.metrics['after']['ndcg@10']:.4f}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "pooling": self.pooling,
+            "layer": self.layer,
+            "fingerprint": self.fingerprint,
+            "created_at": self.created_at.isoformat(),
+            "gate": self.metrics,
+        }
+
+
+def list_versions(db: Database) -> list[VersionRow]:
+    with db.read() as session:
+        versions = session.execute(select(ModelVersion).order_by(ModelVersion.id)).scalars().all()
+        return [
+            VersionRow(
+                id=v.id,
+                name=v.name,
+                status=v.status,
+                pooling=v.pooling,
+                layer=v.layer,
+                fingerprint=v.fingerprint,
+                created_at=v.created_at,
+                metrics=json.loads(v.metrics_json) if v.metrics_json else None,
+            )
+            for v in versions
+        ]

@@ -67,6 +67,13 @@ class VectorIndex:
             return 0
         return int(self.index.remove_ids(selector))
 
+    def vector(self, chunk_id: int) -> np.ndarray | None:
+        """The stored vector of one chunk, or None when the index does not hold it."""
+        try:
+            return self.index.reconstruct(int(chunk_id))
+        except RuntimeError:
+            return None
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, chunk ids) per query; missing slots have id -1."""
         k = max(1, min(k, len(self))) if len(self) else 1
@@ -163,12 +170,12 @@ def open_index(
         except CorruptIndexError as error:
             reason = str(error)
     elif len(live):
-        reason = "no index file was saved yet"
+        reason = "no index file was saved yet"  # a new generation, or a first run that died
     if index is None:
         index = VectorIndex(dimension)
         ids, vectors = fetch_vectors(session, generation.id, live, dimension)
         index.add(ids, vectors)
-        if reason:
+        if generation.checksum is not None:  # a recorded file was damaged: worth saying
             log.warning(
                 "Rebuilt the vector index of generation %d from %d stored embeddings (%s).",
                 generation.id,

@@ -1,0 +1,179 @@
+"""Index generations: re-embedding the stored chunk texts with a model version, and switching.
+
+A generation is built in the background ("building") while searches go on against the active one;
+switching is one SQL transaction, so a reader sees either the old generation or the new one. Every
+vector of a generation is made by its own model version: a generation never mixes two models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, insert, select, update
+from tqdm import tqdm
+
+from searchapp.encoder import Encoder
+from searchapp.settings import Settings
+from searchapp.store.database import Database
+from searchapp.store.schema import Chunk, Embedding, IndexGeneration, ModelVersion
+from searchapp.store.vector_index import index_file_path, open_index, save_index
+from searchapp.versions import active_generation
+
+EMBED_BATCH = 1024
+
+
+def missing_chunk_count(db: Database, generation_id: int) -> int:
+    """Live chunks that have no vector in this generation yet."""
+    embedded = select(Embedding.chunk_id).where(Embedding.generation_id == generation_id)
+    with db.read() as session:
+        return session.scalar(select(func.count(Chunk.id)).where(Chunk.id.not_in(embedded))) or 0
+
+
+def embed_missing(
+    db: Database,
+    settings: Settings,
+    generation: IndexGeneration,
+    encoder: Encoder,
+    *,
+    show_progress: bool = True,
+) -> int:
+    """Embed every live chunk that has no vector in ``generation``, in committed batches.
+
+    Resumable: a run that is killed keeps the batches it committed, and the next run embeds only
+    what is still missing. Returns the number of chunks embedded; saves the index file.
+    """
+    total = missing_chunk_count(db, generation.id)
+    done = 0
+    with tqdm(total=total, desc=f"embed generation {generation.id}", unit="chunk",
+              disable=not show_progress or total == 0) as progress:  # fmt: skip
+        last_id = 0
+        while True:
+            with db.read() as session:
+                embedded = select(Embedding.chunk_id).where(
+                    Embedding.generation_id == generation.id
+                )
+                rows = session.execute(
+                    select(Chunk.id, Chunk.text)
+                    .where(Chunk.id > last_id, Chunk.id.not_in(embedded))
+                    .order_by(Chunk.id)
+                    .limit(EMBED_BATCH)
+                ).all()
+            if not rows:
+                break
+            vectors = encoder.encode([text for _, text in rows])
+            with db.write() as session:
+                # A chunk deleted meanwhile by an indexer must not get a vector back.
+                live = set(
+                    session.scalars(select(Chunk.id).where(Chunk.id.in_([i for i, _ in rows])))
+                )
+                values = [
+                    {"generation_id": generation.id, "chunk_id": i, "vector": v.tobytes()}
+                    for (i, _), v in zip(rows, vectors, strict=True)
+                    if i in live
+                ]
+                if values:
+                    session.execute(insert(Embedding), values)
+                db.bump_revision(session)
+            last_id = rows[-1][0]
+            done += len(rows)
+            progress.update(len(rows))
+    with db.read() as session:
+        index, _ = open_index(session, generation, settings.index_dir, encoder.dimension)
+    with db.write() as session:
+        save_index(session, session.merge(generation), index, settings.index_dir)
+    return done
+
+
+def start_generation(db: Database, version: ModelVersion) -> IndexGeneration:
+    """A new, empty generation in state "building" for ``version``."""
+    with db.write() as session:
+        generation = IndexGeneration(model_version_id=version.id, status="building")
+        session.add(generation)
+        session.flush()
+        return generation
+
+
+def activate(db: Database, generation_id: int) -> None:
+    """Serve ``generation_id`` from now on: one transaction retires the old one."""
+    with db.write() as session:
+        generation = session.get(IndexGeneration, generation_id)
+        if generation is None:
+            raise ValueError(f"No index generation {generation_id}.")
+        current = active_generation(session)
+        if current is not None and current.id != generation_id:
+            current.status = "retired"
+            session.execute(
+                update(ModelVersion)
+                .where(ModelVersion.id == current.model_version_id)
+                .values(status="retired")
+            )
+        generation.status = "active"
+        generation.activated_at = datetime.now(UTC)
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id == generation.model_version_id)
+            .values(status="active")
+        )
+        db.bump_revision(session)
+
+
+def drop_generation(db: Database, settings: Settings, generation_id: int) -> None:
+    """Delete a generation that is not served, with its vectors and its index file."""
+    with db.write() as session:
+        generation = session.get(IndexGeneration, generation_id)
+        if generation is None:
+            return
+        if generation.status == "active":
+            raise ValueError(f"Generation {generation_id} is being served; it cannot be dropped.")
+        session.execute(delete(Embedding).where(Embedding.generation_id == generation_id))
+        session.delete(generation)
+    index_file_path(settings.index_dir, generation_id).unlink(missing_ok=True)
+
+
+def drop_unfinished(db: Database, settings: Settings) -> list[int]:
+    """Drop generations left "building" by a run that died; returns their ids."""
+    with db.read() as session:
+        ids = list(
+            session.scalars(select(IndexGeneration.id).where(IndexGeneration.status == "building"))
+        )
+    for generation_id in ids:
+        drop_generation(db, settings, generation_id)
+    return ids
+
+
+def promote_version(
+    db: Database, settings: Settings, version_id: int, *, show_progress: bool = True
+) -> IndexGeneration:
+    """Serve ``version_id``: reuse its generation (embedding chunks added since) or build one."""
+    from searchapp.versions import load_encoder, spec_of
+
+    with db.writer_lock():
+        drop_unfinished(db, settings)
+        with db.read() as session:
+            version = session.get(ModelVersion, version_id)
+            if version is None:
+                raise ValueError(f"No model version {version_id}: see `searchapp models list`.")
+            generation = session.execute(
+                select(IndexGeneration)
+                .where(IndexGeneration.model_version_id == version_id)
+                .order_by(IndexGeneration.id.desc())
+            ).scalar()
+        if generation is None:
+            generation = start_generation(db, version)
+        encoder = load_encoder(spec_of(version))
+        embed_missing(db, settings, generation, encoder, show_progress=show_progress)
+        activate(db, generation.id)
+        return generation
+
+
+def rollback(db: Database, settings: Settings, *, show_progress: bool = True) -> IndexGeneration:
+    """Serve again the generation that was served before the current one."""
+    with db.read() as session:
+        previous = session.execute(
+            select(IndexGeneration)
+            .where(IndexGeneration.status == "retired", IndexGeneration.activated_at.is_not(None))
+            .order_by(IndexGeneration.activated_at.desc())
+        ).scalar()
+    if previous is None:
+        raise ValueError("There is no earlier model version to roll back to.")
+    return promote_version(db, settings, previous.model_version_id, show_progress=show_progress)

@@ -1,0 +1,77 @@
+"""The training losses a user can choose, each fed the data it works best with.
+
+- ``mnrl``: (query, positive, hard negative) rows; every other row's passages in the batch are
+  extra negatives. MultipleNegativesRankingLoss with a no-duplicates batch sampler. The default:
+  in-batch negatives come for free and it is the strongest of the four for retrieval.
+- ``contrastive``: (query, passage, 1) for positives and (query, hard negative, 0). ContrastiveLoss
+  with cosine distance and margin 0.5.
+- ``triplet``: (query, positive, hard negative). TripletLoss with cosine distance and margin 0.3:
+  the default Euclidean margin of 5 can never be met by unit vectors (their distance is at most 2).
+- ``cosine``: (query, passage, score), the given score (1 by default) and 0 for mined negatives.
+  CosineSimilarityLoss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, get_args
+
+from indexer.mining import MinedQuery
+
+Loss = Literal["mnrl", "contrastive", "triplet", "cosine"]
+LOSSES: tuple[str, ...] = get_args(Loss)
+TRIPLET_MARGIN = 0.3
+CONTRASTIVE_MARGIN = 0.5
+
+
+def check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}: choose one of {', '.join(LOSSES)}.")
+
+
+def training_rows(loss: str, mined: Sequence[MinedQuery]) -> dict[str, list]:
+    """The dataset columns for ``loss``; only input columns and ``label``/``score``."""
+    check_loss(loss)
+    if loss in ("mnrl", "triplet"):
+        rows: dict[str, list] = {"anchor": [], "positive": [], "negative": []}
+        for item in mined:
+            if not item.negatives:
+                continue
+            for i, (positive, _) in enumerate(item.positives):
+                rows["anchor"].append(item.query)
+                rows["positive"].append(positive)
+                rows["negative"].append(item.negatives[i % len(item.negatives)][0])
+        return rows
+    column = "label" if loss == "contrastive" else "score"
+    rows = {"sentence1": [], "sentence2": [], column: []}
+    for item in mined:
+        for passage, score in (*item.positives, *item.negatives):
+            rows["sentence1"].append(item.query)
+            rows["sentence2"].append(passage)
+            if loss == "contrastive":
+                rows[column].append(1 if score >= 0.5 else 0)
+            else:
+                rows[column].append(float(score))
+    return rows
+
+
+def make_loss(loss: str, model):  # type: ignore[no-untyped-def]
+    """The sentence-transformers loss object for ``loss``, configured for unit vectors."""
+    from sentence_transformers.sentence_transformer import losses
+
+    check_loss(loss)
+    if loss == "mnrl":
+        return losses.MultipleNegativesRankingLoss(model)
+    if loss == "contrastive":
+        return losses.ContrastiveLoss(
+            model,
+            distance_metric=losses.SiameseDistanceMetric.COSINE_DISTANCE,
+            margin=CONTRASTIVE_MARGIN,
+        )
+    if loss == "triplet":
+        return losses.TripletLoss(
+            model,
+            distance_metric=losses.TripletDistanceMetric.COSINE,
+            triplet_margin=TRIPLET_MARGIN,
+        )
+    return losses.CosineSimilarityLoss(model)

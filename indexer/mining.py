@@ -1,0 +1,83 @@
+"""Hard-negative mining from the current index, and the passage of each positive worth training on.
+
+For each query the served generation ranks the documents; documents at ranks ``first``..``last``
+that are not judged relevant become negatives, except near-duplicates of a positive (they are
+likely unjudged positives). The top ranks are skipped for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from indexer.pairs import Judgement
+from searchapp.search import Searcher
+
+QUERY_BATCH = 64
+
+
+@dataclass(frozen=True)
+class MinedQuery:
+    """A query's positive passages and its negatives, each with its relevance score."""
+
+    query: str
+    positives: list[tuple[str, float]]
+    negatives: list[tuple[str, float]]
+
+
+def mine(
+    searcher: Searcher,
+    judgements: Sequence[Judgement],
+    *,
+    per_query: int = 1,
+    first: int = 4,
+    last: int = 30,
+    near_duplicate: float = 0.95,
+    show_progress: bool = True,
+) -> list[MinedQuery]:
+    """Positives (their best-matching chunk) and negatives (given, then mined) per query."""
+    positives: dict[str, list[Judgement]] = defaultdict(list)
+    given_negatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for j in judgements:
+        if j.score >= 0.5:
+            positives[j.query].append(j)
+        else:
+            given_negatives[j.query].append((j.text, j.score))
+    queries = sorted(positives)
+    encoder = searcher.encoder
+    mined: list[MinedQuery] = []
+    batches = range(0, len(queries), QUERY_BATCH)
+    for start in tqdm(batches, desc="mine negatives", unit="batch", disable=not show_progress):
+        batch = queries[start : start + QUERY_BATCH]
+        vectors = encoder.encode(batch)
+        rankings = searcher.search_many(batch, k=last, mode="dense")
+        for query, vector, ranking in zip(batch, vectors, rankings, strict=True):
+            relevant = {j.doc_id for j in positives[query] if j.doc_id is not None}
+            positive_texts = [_best_passage(searcher, vector, j) for j in positives[query]]
+            positive_vectors = encoder.encode(positive_texts)
+            negatives = list(given_negatives[query])
+            for result in ranking[first - 1 :]:
+                if len(negatives) >= per_query + len(given_negatives[query]):
+                    break
+                if result.doc_id in relevant:
+                    continue
+                candidate = searcher.chunk_vector(result.chunk_id)
+                if candidate is not None and np.max(positive_vectors @ candidate) >= near_duplicate:
+                    continue
+                negatives.append((result.chunk_text, 0.0))
+            scores = [j.score for j in positives[query]]
+            scored = list(zip(positive_texts, scores, strict=True))
+            mined.append(MinedQuery(query, scored, negatives))
+    return mined
+
+
+def _best_passage(searcher: Searcher, query_vector: np.ndarray, judgement: Judgement) -> str:
+    """The chunk of an indexed positive closest to the query; a plain-text positive as given."""
+    if judgement.doc_id is None:
+        return judgement.text
+    best = searcher.best_chunk(judgement.doc_id, query_vector)
+    return best if best is not None else judgement.text

@@ -1,0 +1,211 @@
+"""Training pairs in: JSONL or CSV files, a BEIR split, and the feedback given in the UI.
+
+Every source becomes a list of ``Judgement``: a query, a document (an indexed document or a plain
+text), and how relevant it is (1 relevant, 0 not, or a graded score in between). Bad rows are
+reported by line number with the reason, and skipped; no row is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from searchapp.beir import read_qrels, read_queries
+from searchapp.store.database import Database
+from searchapp.store.schema import Chunk, Document, Feedback
+
+# A reference with at least this many words is taken as the document's text, not an id or path.
+MIN_TEXT_WORDS = 4
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A (query, document, relevance) triple; ``doc_id`` is set when the document is indexed."""
+
+    query: str
+    text: str
+    score: float
+    doc_id: int | None = None
+
+
+@dataclass
+class PairSet:
+    """Judgements read from one or more sources, and the rows that could not be used."""
+
+    judgements: list[Judgement] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file:line, reason)
+
+    def extend(self, other: PairSet) -> None:
+        self.judgements.extend(other.judgements)
+        self.skipped.extend(other.skipped)
+
+    @property
+    def queries(self) -> list[str]:
+        return sorted({j.query for j in self.judgements})
+
+
+class DocumentResolver:
+    """Finds indexed documents by BEIR id, by path (absolute, or a unique path suffix), or by id."""
+
+    def __init__(self, db: Database) -> None:
+        with db.read() as session:
+            rows = session.execute(select(Document.id, Document.path, Document.external_id)).all()
+            chunks = session.execute(
+                select(Chunk.document_id, Chunk.text).order_by(Chunk.document_id, Chunk.ordinal)
+            ).all()
+        self._by_external = {external: doc_id for doc_id, _, external in rows if external}
+        self._paths = {path: doc_id for doc_id, path, _ in rows if path}
+        self._ids = {doc_id for doc_id, _, _ in rows}
+        self.texts: dict[int, list[str]] = {}
+        for document_id, text in chunks:
+            self.texts.setdefault(document_id, []).append(text)
+
+    def find(self, reference: str) -> int | None:
+        reference = reference.strip()
+        if reference in self._by_external:
+            return self._by_external[reference]
+        if reference in self._paths:
+            return self._paths[reference]
+        suffix = "/" + reference.lstrip("./")
+        matches = [doc_id for path, doc_id in self._paths.items() if path.endswith(suffix)]
+        if len(matches) == 1:
+            return matches[0]
+        if reference.isdigit() and int(reference) in self._ids:
+            return int(reference)
+        return None
+
+    def text(self, doc_id: int) -> str:
+        return "\n".join(self.texts.get(doc_id, []))
+
+    def judgement(self, query: str, reference: str, score: float) -> Judgement:
+        """A judgement on ``reference`` (id, path or text); raises ValueError naming the problem."""
+        if not reference.strip():
+            raise ValueError("empty document")
+        doc_id = self.find(reference)
+        if doc_id is not None:
+            return Judgement(query, self.text(doc_id), score, doc_id)
+        if len(reference.split()) >= MIN_TEXT_WORDS:
+            return Judgement(query, reference.strip(), score)
+        raise ValueError(f"unknown document id or path {reference!r} (not in the index)")
+
+
+def _score(row: dict, where: str) -> float:
+    for column in ("score", "label"):
+        value = row.get(column)
+        if value not in (None, ""):
+            try:
+                score = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{column} {value!r} is not a number") from None
+            if not 0.0 <= score <= 1.0:
+                raise ValueError(f"{column} {score} is outside 0..1")
+            return score
+    return 1.0
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict | None, str]]:
+    """(line number, row or None, error) for each row of a JSONL or CSV file."""
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle)
+            for row in reader:
+                yield reader.line_num, row, ""
+        return
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                yield number, None, f"not valid JSON ({error.msg})"
+                continue
+            if not isinstance(record, dict):
+                yield number, None, "not a JSON object"
+                continue
+            yield number, record, ""
+
+
+def read_pairs_file(path: Path, resolver: DocumentResolver) -> PairSet:
+    """Pairs from JSONL or CSV with columns query, positive, optional negative, label or score."""
+    if not path.is_file():
+        raise FileNotFoundError(f"Pairs file {path} not found.")
+    result = PairSet()
+    for number, row, error in _rows(path):
+        where = f"{path.name}:{number}"
+        if row is None:
+            result.skipped.append((where, error))
+            continue
+        query = str(row.get("query") or "").strip()
+        positive = str(row.get("positive") or "")
+        negative = str(row.get("negative") or "")
+        if not query:
+            result.skipped.append((where, "missing or empty column 'query'"))
+            continue
+        if not positive.strip():
+            result.skipped.append((where, "missing or empty column 'positive'"))
+            continue
+        try:
+            found = [resolver.judgement(query, positive, _score(row, where))]
+            if negative.strip():
+                found.append(resolver.judgement(query, negative, 0.0))
+        except ValueError as problem:
+            result.skipped.append((where, str(problem)))
+            continue
+        result.judgements.extend(found)
+    return result
+
+
+def read_beir_pairs(folder: Path, split: str, resolver: DocumentResolver) -> PairSet:
+    """The split's queries with their judged documents (which must be indexed: ``index --beir``)."""
+    queries = read_queries(folder)
+    result = PairSet()
+    for query_id, judged in sorted(read_qrels(folder, split).items()):
+        where = f"qrels/{split}.tsv query {query_id}"
+        if not queries.get(query_id, "").strip():
+            result.skipped.append((where, "query text missing from queries.jsonl"))
+            continue
+        for external_id, grade in sorted(judged.items()):
+            doc_id = resolver.find(external_id)
+            if doc_id is None:
+                result.skipped.append((where, f"document {external_id} is not indexed"))
+                continue
+            score = 1.0 if grade > 0 else 0.0
+            result.judgements.append(
+                Judgement(queries[query_id], resolver.text(doc_id), score, doc_id)
+            )
+    return result
+
+
+def read_feedback(db: Database, resolver: DocumentResolver) -> PairSet:
+    """The 👍 / 👎 judgements stored from the UI."""
+    with db.read() as session:
+        rows = session.execute(select(Feedback.query, Feedback.document_id, Feedback.label)).all()
+    result = PairSet()
+    for query, document_id, label in rows:
+        result.judgements.append(
+            Judgement(query, resolver.text(document_id), float(label), document_id)
+        )
+    return result
+
+
+def split_by_query(
+    judgements: Iterable[Judgement], held_out_fraction: float, seed: int = 13
+) -> tuple[list[Judgement], list[Judgement]]:
+    """(train, held-out) with every query wholly on one side; only queries with an indexed
+    relevant document are eligible for the held-out side, since the gate ranks the index."""
+    import random
+
+    judgements = list(judgements)
+    eligible = sorted({j.query for j in judgements if j.score >= 0.5 and j.doc_id is not None})
+    count = round(len(eligible) * held_out_fraction)
+    if held_out_fraction > 0 and eligible:
+        count = max(1, min(count, len(eligible) - 1)) if len(eligible) > 1 else 0
+    held = set(random.Random(seed).sample(eligible, count)) if count else set()
+    train = [j for j in judgements if j.query not in held]
+    return train, [j for j in judgements if j.query in held]
