@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sqlalchemy import delete, select
 from tqdm import tqdm
 
 from indexer.loaders import NotADocument, UnreadableFileError, is_candidate, load_file
@@ -29,8 +30,10 @@ from indexer.walk import Skipped, walk_files
 from searchapp.encoder import EncoderSpec
 from searchapp.settings import Settings
 from searchapp.store.database import Database
+from searchapp.store.schema import Document, Source
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
+ProgressCallback = Callable[[int, int, str], None]
 
 
 def index_folders(
@@ -40,9 +43,13 @@ def index_folders(
     spec: EncoderSpec | None = None,
     ignore: Sequence[str] = (),
     show_progress: bool = True,
+    on_progress: ProgressCallback | None = None,
     db: Database | None = None,
 ) -> IndexSummary:
-    """Index each folder (or single file) into the home; returns what changed."""
+    """Index each folder (or single file) into the home; returns what changed.
+
+    ``on_progress(done, total, path)`` is called after each file (for a UI's progress bar).
+    """
     roots = [Path(os.path.abspath(Path(folder).expanduser())) for folder in folders]
     for root in roots:
         if not root.exists():
@@ -52,7 +59,9 @@ def index_folders(
     summary = IndexSummary()
     with db.writer_lock(), IndexWriter(settings, db, spec=spec) as writer:
         for root in roots:
-            _index_root(db, writer, root, (*settings.ignore, *ignore), summary, show_progress)
+            _index_root(
+                db, writer, root, (*settings.ignore, *ignore), summary, show_progress, on_progress
+            )
     summary.chunks = writer.chunks_written
     summary.seconds = time.perf_counter() - started
     return summary
@@ -65,14 +74,17 @@ def _index_root(
     ignore: Sequence[str],
     summary: IndexSummary,
     show_progress: bool,
+    on_progress: ProgressCallback | None,
 ) -> None:
     source_id = get_or_create_source(db, "folder", str(root))
     known = known_documents(db, source_id)
     entries = list(walk_files(root, ignore))
     seen: set[str] = set()
     touched: dict[int, tuple[int, int]] = {}
-    for entry in tqdm(entries, desc=f"index {root.name or root}", unit="file",
-                      disable=not show_progress):  # fmt: skip
+    for done, entry in enumerate(tqdm(entries, desc=f"index {root.name or root}", unit="file",
+                                      disable=not show_progress)):  # fmt: skip
+        if on_progress is not None:
+            on_progress(done, len(entries), str(getattr(entry, "path", entry)))
         if isinstance(entry, Skipped):
             summary.skipped.append((str(entry.path), entry.reason))
             continue
@@ -141,3 +153,20 @@ def _index_root(
     touch_documents(db, touched)
     writer.flush()
     mark_indexed(db, source_id)
+
+
+def remove_source(settings: Settings, source_id: int, *, db: Database | None = None) -> int:
+    """Forget a folder: its documents, chunks, vectors and feedback; the files are untouched.
+
+    Returns the number of documents removed.
+    """
+    db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
+    with db.writer_lock(), IndexWriter(settings, db) as writer:
+        with db.read() as session:
+            if session.get(Source, source_id) is None:
+                raise ValueError(f"No indexed folder with id {source_id}.")
+            ids = list(session.scalars(select(Document.id).where(Document.source_id == source_id)))
+        writer.remove(ids)
+        with db.write() as session:
+            session.execute(delete(Source).where(Source.id == source_id))
+    return len(ids)

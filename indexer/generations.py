@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, insert, select, update
 from tqdm import tqdm
 
+from indexer.progress import StageProgress, report
 from searchapp.encoder import Encoder
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -36,6 +37,7 @@ def embed_missing(
     encoder: Encoder,
     *,
     show_progress: bool = True,
+    on_progress: StageProgress | None = None,
 ) -> int:
     """Embed every live chunk that has no vector in ``generation``, in committed batches.
 
@@ -77,6 +79,7 @@ def embed_missing(
             last_id = rows[-1][0]
             done += len(rows)
             progress.update(len(rows))
+            report(on_progress, "re-embed chunks", done, total)
     with db.read() as session:
         index, _ = open_index(session, generation, settings.index_dir, encoder.dimension)
     with db.write() as session:

@@ -15,6 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.pairs import Judgement
+from indexer.progress import StageProgress, report
+from searchapp.encoder import Encoder
 from searchapp.search import Searcher
 
 QUERY_BATCH = 64
@@ -38,6 +40,7 @@ def mine(
     last: int = 30,
     near_duplicate: float = 0.95,
     show_progress: bool = True,
+    on_progress: StageProgress | None = None,
 ) -> list[MinedQuery]:
     """Positives (their best-matching chunk) and negatives (given, then mined) per query."""
     positives: dict[str, list[Judgement]] = defaultdict(list)
@@ -52,13 +55,15 @@ def mine(
     mined: list[MinedQuery] = []
     batches = range(0, len(queries), QUERY_BATCH)
     for start in tqdm(batches, desc="mine negatives", unit="batch", disable=not show_progress):
+        report(on_progress, "mine negatives", start, len(queries))
         batch = queries[start : start + QUERY_BATCH]
-        vectors = encoder.encode(batch)
+        vectors = encoder.encode(batch)  # the same model, so these are the search's query vectors
         rankings = searcher.search_many(batch, k=last, mode="dense")
         for query, vector, ranking in zip(batch, vectors, rankings, strict=True):
             relevant = {j.doc_id for j in positives[query] if j.doc_id is not None}
-            positive_texts = [_best_passage(searcher, vector, j) for j in positives[query]]
-            positive_vectors = encoder.encode(positive_texts)
+            passages = [_best_passage(searcher, encoder, vector, j) for j in positives[query]]
+            positive_texts = [text for text, _ in passages]
+            positive_vectors = np.stack([v for _, v in passages])
             negatives = list(given_negatives[query])
             for result in ranking[first - 1 :]:
                 if len(negatives) >= per_query + len(given_negatives[query]):
@@ -72,12 +77,17 @@ def mine(
             scores = [j.score for j in positives[query]]
             scored = list(zip(positive_texts, scores, strict=True))
             mined.append(MinedQuery(query, scored, negatives))
+    report(on_progress, "mine negatives", len(queries), len(queries))
     return mined
 
 
-def _best_passage(searcher: Searcher, query_vector: np.ndarray, judgement: Judgement) -> str:
-    """The chunk of an indexed positive closest to the query; a plain-text positive as given."""
-    if judgement.doc_id is None:
-        return judgement.text
-    best = searcher.best_chunk(judgement.doc_id, query_vector)
-    return best if best is not None else judgement.text
+def _best_passage(
+    searcher: Searcher, encoder: Encoder, query_vector: np.ndarray, judgement: Judgement
+) -> tuple[str, np.ndarray]:
+    """The chunk of an indexed positive closest to the query (text, stored vector); a
+    plain-text positive as given."""
+    if judgement.doc_id is not None:
+        best = searcher.best_chunk(judgement.doc_id, query_vector)
+        if best is not None:
+            return best
+    return judgement.text, encoder.encode([judgement.text])[0]

@@ -36,6 +36,7 @@ from indexer.pairs import (
     read_pairs_file,
     split_by_query,
 )
+from indexer.progress import StageProgress, report
 from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.evaluation import Metrics, evaluate_beir, score_rankings
 from searchapp.search import Searcher
@@ -139,6 +140,7 @@ def fine_tune(
     output_dir: Path,
     *,
     show_progress: bool = True,
+    on_progress: StageProgress | None = None,
 ) -> list[tuple[int, float]]:
     """Train a fresh copy of ``spec``'s model on ``rows`` and save it; returns (step, loss)."""
     from datasets import Dataset
@@ -155,6 +157,9 @@ def fine_tune(
         def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
             if logs and "loss" in logs:
                 history.append((state.global_step, float(logs["loss"])))
+
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            report(on_progress, "train", state.global_step, state.max_steps)
 
     model = Encoder(spec).model  # not the shared encoder: searches keep using the served weights
     work = output_dir.with_name(output_dir.name + ".trainer")  # also matched by "*.partial*"
@@ -218,6 +223,7 @@ def retrain(
     options: TrainingOptions | None = None,
     *,
     show_progress: bool = True,
+    on_progress: StageProgress | None = None,
     db: Database | None = None,
 ) -> TrainingReport:
     """Train a candidate on the pairs, gate it on held-out queries, and promote it if better."""
@@ -246,7 +252,11 @@ def retrain(
             )
         searcher = Searcher(settings, db, generation_id=current_generation.id)
         mined = mine(
-            searcher, train, per_query=options.negatives_per_query, show_progress=show_progress
+            searcher,
+            train,
+            per_query=options.negatives_per_query,
+            show_progress=show_progress,
+            on_progress=on_progress,
         )
         rows = training_rows(options.loss, mined)
         used = len(next(iter(rows.values())))
@@ -263,7 +273,9 @@ def retrain(
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         output = settings.models_dir / f"{stamp}-{options.loss}"
         partial = output.with_name(output.name + ".partial")
-        history = fine_tune(spec, rows, options, partial, show_progress=show_progress)
+        history = fine_tune(
+            spec, rows, options, partial, show_progress=show_progress, on_progress=on_progress
+        )
         partial.rename(output)  # a killed run leaves only a .partial folder, removed next time
         (output / HISTORY_FILE).write_text(
             json.dumps({"options": _options_json(options), "loss_history": history}, indent=2)
@@ -279,7 +291,9 @@ def retrain(
                 parent_id=current_version.id,
             )
         generation = start_generation(db, version)
-        embed_missing(db, settings, generation, encoder, show_progress=show_progress)
+        embed_missing(
+            db, settings, generation, encoder, show_progress=show_progress, on_progress=on_progress
+        )
 
         before = evaluate_generation(settings, db, current_generation.id, held_out, options)
         after = evaluate_generation(settings, db, generation.id, held_out, options)

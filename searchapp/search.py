@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, get_args
 
 import numpy as np
@@ -21,7 +22,7 @@ from searchapp.settings import Settings
 from searchapp.snippets import make_snippet
 from searchapp.store.database import Database
 from searchapp.store.keyword import keyword_search
-from searchapp.store.schema import Chunk, Document
+from searchapp.store.schema import Chunk, Document, Source
 from searchapp.store.vector_index import SyncReport, VectorIndex, open_index, reconcile
 from searchapp.versions import load_encoder, require_active_generation, spec_of
 
@@ -36,9 +37,49 @@ _CHUNKS_PER_DOCUMENT = 3
 _FUSION_DEPTH = 100
 
 
+# Below this cosine similarity between the query and the best chunk, a match is not confident.
+CONFIDENT_SIMILARITY = 0.3
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Restrict results to documents under ``folders``, of ``file_types``, modified in a range."""
+
+    folders: tuple[str, ...] = ()
+    file_types: tuple[str, ...] = ()
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.folders or self.file_types or self.modified_after or self.modified_before)
+
+    def allowed_documents(self, session: Session) -> set[int]:
+        statement = select(Document.id)
+        if self.folders:
+            statement = statement.join(Source, Source.id == Document.source_id).where(
+                Source.location.in_(self.folders)
+            )
+        if self.file_types:
+            statement = statement.where(Document.file_type.in_(self.file_types))
+        if self.modified_after:
+            statement = statement.where(Document.mtime_ns >= _ns(self.modified_after))
+        if self.modified_before:
+            statement = statement.where(Document.mtime_ns < _ns(self.modified_before))
+        return set(session.scalars(statement))
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000_000)
+
+
 @dataclass(frozen=True)
 class SearchResult:
-    """One ranked document, shown through its best chunk."""
+    """One ranked document, shown through its best chunk.
+
+    ``similarity`` is the cosine similarity of the query and that chunk under the served model
+    (None in keyword mode).
+    """
 
     rank: int
     score: float
@@ -48,6 +89,11 @@ class SearchResult:
     snippet: str
     chunk_id: int
     chunk_text: str
+    similarity: float | None = None
+
+    @property
+    def confident(self) -> bool:
+        return self.similarity is None or self.similarity >= CONFIDENT_SIMILARITY
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -118,7 +164,7 @@ class Searcher:
         self.settings = settings
         self.pinned_generation = generation_id
         self.db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._generation_id: int | None = None
         self._revision = -1
         self._encoder: Encoder | None = None
@@ -127,7 +173,7 @@ class Searcher:
 
     @property
     def encoder(self) -> Encoder:
-        with self.db.read() as session:
+        with self._lock, self.db.read() as session:
             self._refresh(session)
         assert self._encoder is not None
         return self._encoder
@@ -151,25 +197,41 @@ class Searcher:
         with self._lock:
             return self._index.vector(chunk_id) if self._index is not None else None
 
-    def best_chunk(self, document_id: int, query_vector: np.ndarray) -> str | None:
-        """The text of the document's chunk closest to ``query_vector``."""
+    def best_chunk(
+        self, document_id: int, query_vector: np.ndarray
+    ) -> tuple[str, np.ndarray] | None:
+        """The document's chunk closest to ``query_vector``: its text and its stored vector."""
         with self.db.read() as session:
             chunks = session.execute(
                 select(Chunk.id, Chunk.text).where(Chunk.document_id == document_id)
             ).all()
         scored = [
-            (float(vector @ query_vector), text)
+            (float(vector @ query_vector), text, vector)
             for chunk_id, text in chunks
             if (vector := self.chunk_vector(chunk_id)) is not None
         ]
-        return max(scored)[1] if scored else None
+        if not scored:
+            return None
+        _, text, vector = max(scored, key=lambda item: item[0])
+        return text, vector
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[SearchResult]:
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        filters: SearchFilters | None = None,
+    ) -> list[SearchResult]:
         """The ``k`` best documents for ``query``."""
-        return self.search_many([query], k=k, mode=mode)[0]
+        return self.search_many([query], k=k, mode=mode, filters=filters)[0]
 
     def search_many(
-        self, queries: Sequence[str], k: int = 10, mode: str = "hybrid", rrf_k: int = RRF_K
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        mode: str = "hybrid",
+        rrf_k: int = RRF_K,
+        filters: SearchFilters | None = None,
     ) -> list[list[SearchResult]]:
         """Answer several queries with one model call; every query sees the same snapshot."""
         _check_mode(mode)
@@ -177,11 +239,21 @@ class Searcher:
             raise ValueError(f"k must be at least 1, got {k}.")
         with self._lock, self.db.read() as session:
             self._refresh(session)
+            allowed = filters.allowed_documents(session) if filters and filters.active else None
             depth = max(k, _FUSION_DEPTH) if mode == "hybrid" else k
+            if allowed is not None:
+                depth *= 4  # filtered-out documents leave room for others
+            texts = [query.strip() for query in queries]
             dense: list[list[tuple[int, int, float]]] = [[] for _ in queries]
             keyword: list[list[tuple[int, int, float]]] = [[] for _ in queries]
-            if mode in ("dense", "hybrid"):
-                dense = self._dense(session, queries, depth)
+            vectors = None
+            if mode in ("dense", "hybrid") and any(texts):
+                assert self._encoder is not None
+                vectors = self._encoder.encode([text or " " for text in texts])
+                dense = [
+                    self._dense(session, vector, depth) if text else []
+                    for text, vector in zip(texts, vectors, strict=True)
+                ]
             if mode in ("keyword", "hybrid"):
                 keyword = [
                     best_chunk_per_document(
@@ -190,36 +262,68 @@ class Searcher:
                     for query in queries
                 ]
             answers = []
-            for query, dense_docs, keyword_docs in zip(queries, dense, keyword, strict=True):
+            for i, query in enumerate(queries):
                 if mode == "dense":
-                    ranked = dense_docs
+                    ranked = dense[i]
                 elif mode == "keyword":
-                    ranked = keyword_docs
+                    ranked = keyword[i]
                 else:
-                    ranked = reciprocal_rank_fusion([dense_docs, keyword_docs], k=rrf_k)
-                answers.append(self._results(session, query, ranked[:k]))
+                    ranked = reciprocal_rank_fusion([dense[i], keyword[i]], k=rrf_k)
+                if allowed is not None:
+                    ranked = [item for item in ranked if item[0] in allowed]
+                vector = vectors[i] if vectors is not None else None
+                answers.append(self._results(session, query, ranked[:k], vector))
             return answers
+
+    def more_like_this(self, document_id: int, k: int = 10) -> list[SearchResult]:
+        """Documents closest to ``document_id`` itself (its chunks' mean vector as the query)."""
+        with self._lock, self.db.read() as session:
+            self._refresh(session)
+            assert self._index is not None
+            chunk_ids = session.scalars(select(Chunk.id).where(Chunk.document_id == document_id))
+            vectors = [v for c in chunk_ids if (v := self._index.vector(c)) is not None]
+            if not vectors:
+                return []
+            query = np.mean(vectors, axis=0)
+            query /= np.linalg.norm(query) or 1.0
+            ranked = [item for item in self._dense(session, query, k + 1) if item[0] != document_id]
+            title = session.scalar(select(Document.title).where(Document.id == document_id))
+            return self._results(session, title or "", ranked[:k], query)
+
+    def matching_chunks(self, document_id: int, query: str, n: int = 3) -> list[tuple[str, float]]:
+        """The document's ``n`` chunks most similar to ``query``, as (text, similarity)."""
+        with self._lock, self.db.read() as session:
+            self._refresh(session)
+            assert self._encoder is not None and self._index is not None
+            vector = self._encoder.encode([query.strip() or " "])[0]
+            chunks = session.execute(
+                select(Chunk.id, Chunk.text)
+                .where(Chunk.document_id == document_id)
+                .order_by(Chunk.ordinal)
+            ).all()
+            scored = [
+                (text, float(v @ vector))
+                for chunk_id, text in chunks
+                if (v := self._index.vector(chunk_id)) is not None
+            ]
+        return sorted(scored, key=lambda item: item[1], reverse=True)[:n]
 
     def _dense(
-        self, session: Session, queries: Sequence[str], depth: int
-    ) -> list[list[tuple[int, int, float]]]:
-        assert self._encoder is not None and self._index is not None
-        texts = [query.strip() for query in queries]
-        answers: list[list[tuple[int, int, float]]] = [[] for _ in queries]
-        todo = [i for i, text in enumerate(texts) if text]
-        if not todo or not len(self._index):
-            return answers
-        vectors = self._encoder.encode([texts[i] for i in todo])
-        scores, ids = self._index.search(vectors, depth * _CHUNKS_PER_DOCUMENT)
-        for row, i in enumerate(todo):
-            ranked = [
-                (int(c), float(s)) for c, s in zip(ids[row], scores[row], strict=True) if c >= 0
-            ]
-            answers[i] = best_chunk_per_document(session, ranked)
-        return answers
+        self, session: Session, vector: np.ndarray, depth: int
+    ) -> list[tuple[int, int, float]]:
+        assert self._index is not None
+        if not len(self._index):
+            return []
+        scores, ids = self._index.search(vector[None, :], depth * _CHUNKS_PER_DOCUMENT)
+        ranked = [(int(c), float(s)) for c, s in zip(ids[0], scores[0], strict=True) if c >= 0]
+        return best_chunk_per_document(session, ranked)
 
     def _results(
-        self, session: Session, query: str, ranked: Sequence[tuple[int, int, float]]
+        self,
+        session: Session,
+        query: str,
+        ranked: Sequence[tuple[int, int, float]],
+        query_vector: np.ndarray | None = None,
     ) -> list[SearchResult]:
         if not ranked:
             return []
@@ -243,6 +347,11 @@ class Searcher:
             if row is None:
                 continue
             _, chunk_text, _, path, external_id, title = row
+            similarity = None
+            if query_vector is not None and self._index is not None:
+                chunk_vector = self._index.vector(chunk_id)
+                if chunk_vector is not None:
+                    similarity = float(chunk_vector @ query_vector)
             results.append(
                 SearchResult(
                     rank=len(results) + 1,
@@ -253,6 +362,7 @@ class Searcher:
                     snippet=make_snippet(chunk_text, query),
                     chunk_id=chunk_id,
                     chunk_text=chunk_text,
+                    similarity=similarity,
                 )
             )
         return results

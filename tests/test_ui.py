@@ -1,53 +1,173 @@
-"""The search page, driven by Streamlit's AppTest against a real home."""
+"""The web UI's pages, driven by Streamlit's AppTest on real homes (real model, real SQLite)."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from searchapp.settings import Settings
-from tests.conftest import REPO
+from searchapp.store.database import Database
+from searchapp.store.schema import Feedback
+from tests.conftest import DATA, REPO
 
 APP = str(REPO / "ui" / "app.py")
 
 
+def _app(home: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None) -> AppTest:
+    monkeypatch.setenv("SEARCHAPP_HOME", str(home))
+    app = AppTest.from_file(APP, default_timeout=300).run()
+    if page:
+        app.sidebar.radio[0].set_value(page)
+        app.run()
+    assert not app.exception, app.exception
+    return app
+
+
 @pytest.fixture
-def app(sample_home: Settings, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("SEARCHAPP_HOME", str(sample_home.home))
-    return AppTest.from_file(APP, default_timeout=120).run()
+def own_home(sample_home: Settings, tmp_path: Path) -> Path:
+    """A copy of the sample home that a test may change."""
+    shutil.copytree(sample_home.home, tmp_path / "home")
+    return tmp_path / "home"
 
 
 def _search(app: AppTest, query: str) -> AppTest:
-    app.text_input[0].input(query)
-    app.button[0].click()
-    return app.run()
+    app.text_input(key="q").input(query)
+    app.button[0].click()  # the form's Search button
+    app.run()
+    assert not app.exception, app.exception
+    return app
 
 
-def test_search_page_shows_ranked_documents_with_snippets(app: AppTest) -> None:
-    _search(app, "how to get rid of varroa mites")
-    assert not app.exception
-    captions = [c.value for c in app.caption]
-    assert any(c.endswith("varroa-mites.md") for c in captions)
-    markdown = " ".join(m.value for m in app.markdown)
-    assert "1. " in markdown and "**mites**" in markdown.lower()
+def _captions(app: AppTest) -> list[str]:
+    return [c.value for c in app.caption]
 
 
-def test_empty_query_asks_for_one(app: AppTest) -> None:
-    _search(app, "   ")
-    assert not app.exception
+def test_search_page_shows_ranked_documents_with_snippets(
+    sample_home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _search(_app(sample_home.home, monkeypatch), "how to get rid of varroa mites")
+    assert any("varroa-mites.md" in c for c in _captions(app))
+    assert any(m.value.startswith("#### 1. ") for m in app.markdown)
+    assert any("**mites**" in m.value.lower() for m in app.markdown)
+
+
+def test_empty_query_asks_for_one(sample_home: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _search(_app(sample_home.home, monkeypatch), "   ")
     assert "Type a query" in app.info[0].value
 
 
-def test_unmatched_query_says_so(app: AppTest) -> None:
-    app.radio[0].set_value("keyword")
+def test_odd_queries_get_an_answer_not_a_traceback(
+    sample_home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(sample_home.home, monkeypatch)
+    for query in ['"unbalanced', "bees AND (honey", "🐝🍯", "NEAR(a b)", "x" * 3000]:
+        _search(app, query)
+        assert not app.error
+
+
+def test_unmatched_query_says_so(sample_home: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _app(sample_home.home, monkeypatch)
+    app.radio(key="mode").set_value("keyword")
     _search(app, "zzzyqx")
-    assert not app.exception
     assert "No documents match" in app.info[0].value
 
 
-def test_empty_home_explains_what_to_do(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SEARCHAPP_HOME", str(tmp_path))
-    app = AppTest.from_file(APP, default_timeout=120).run()
-    _search(app, "bees")
-    assert not app.exception
+def test_far_fetched_query_is_flagged_as_not_confident(
+    sample_home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _search(_app(sample_home.home, monkeypatch), "quarterly tax filing for corporations")
+    assert any("No confident match" in i.value for i in app.info)
+
+
+def test_file_type_filter_keeps_only_that_type(
+    sample_home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(sample_home.home, monkeypatch)
+    app.multiselect(key="filter_types").set_value(["pdf"])
+    _search(app, "how to brew coffee")
+    paths = [c.split("  ·  ")[0] for c in _captions(app) if "  ·  score" in c]
+    assert paths and all(p.endswith(".pdf") for p in paths)
+
+
+def test_thumbs_up_is_stored_and_can_be_undone(
+    own_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _search(_app(own_home, monkeypatch), "how to make a sourdough starter")
+    up = next(b for b in app.button if b.label == "👍")
+    up.click()
+    app.run()
+    assert any("Recorded: 👍 relevant" in s.value for s in app.success)
+    db = Database(Settings.load(own_home).database_url)
+    with db.read() as session:
+        rows = session.query(Feedback.query, Feedback.label).all()
+    assert rows == [("how to make a sourdough starter", 1)]
+
+    next(b for b in app.button if b.label == "Undo").click()
+    app.run()
+    with db.read() as session:
+        assert session.query(Feedback).count() == 0
+
+
+def test_more_like_this_shows_related_documents(
+    sample_home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _search(_app(sample_home.home, monkeypatch), "varroa mites")
+    next(b for b in app.button if b.label == "More like this").click()
+    app.run()
+    assert any(s.value.startswith("More like") for s in app.subheader)
+    assert any("/bees/" in c for c in _captions(app))
+
+
+def test_index_page_indexes_a_folder_and_names_failed_files(
+    own_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "new-folder"
+    shutil.copytree(DATA / "docs" / "astronomy", folder)
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7 truncated")
+    app = _app(own_home, monkeypatch, page="📁 Index")
+    app.text_input[0].input(str(folder))
+    next(b for b in app.button if b.label == "Index folder").click()
+    app.run()
+    assert not app.exception, app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Added"] == "6" and metrics["Failed"] == "1"
+    assert any("could not be indexed" in e.value for e in app.error)
+    assert any(str(folder) in m.value for m in app.markdown)
+
+
+def test_index_page_reports_a_missing_folder(
+    own_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(own_home, monkeypatch, page="📁 Index")
+    app.text_input[0].input("/no/such/folder")
+    next(b for b in app.button if b.label == "Index folder").click()
+    app.run()
+    assert "does not exist" in app.error[0].value
+
+
+def test_status_page_shows_the_model_counts_and_a_healthy_store(
+    sample_home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(sample_home.home, monkeypatch, page="🩺 Status")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Documents"] == "30"
+    assert any("fingerprint" in m.value for m in app.markdown)
+    assert app.success and not app.error  # every health check passes
+
+
+def test_train_page_counts_feedback_and_lists_versions(
+    own_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(own_home, monkeypatch, page="🎓 Train")
+    assert any("**0** 👍" in m.value for m in app.markdown)
+    next(b for b in app.button if b.label == "Roll back to the previous version").click()
+    app.run()
+    assert "no earlier model version" in app.error[0].value
+
+
+def test_empty_home_explains_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _search(_app(tmp_path, monkeypatch), "bees")
     assert "Nothing is indexed" in app.warning[0].value

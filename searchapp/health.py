@@ -1,0 +1,93 @@
+"""Health of a home's store: SQL integrity, the vector index against SQL, the keyword index.
+
+``check_store`` only reads. A damaged or stale index file is rebuilt from SQL by the next open of
+the index, without re-encoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import func, select, text
+
+from searchapp.settings import Settings
+from searchapp.store.database import Database
+from searchapp.store.schema import Chunk, IndexGeneration, ModelVersion
+from searchapp.store.vector_index import (
+    CorruptIndexError,
+    VectorIndex,
+    index_file_path,
+    live_chunk_ids,
+)
+from searchapp.versions import active_generation
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class HealthReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, ok, detail))
+
+
+def check_store(settings: Settings, db: Database) -> HealthReport:
+    report = HealthReport()
+    with db.read() as session:
+        if db.is_sqlite:
+            verdict = session.execute(text("PRAGMA integrity_check")).scalar()
+            report.add("SQLite integrity", verdict == "ok", str(verdict))
+        chunks = session.scalar(select(func.count(Chunk.id))) or 0
+        if db.is_sqlite:
+            fts = session.execute(text("SELECT count(*) FROM chunks_fts")).scalar() or 0
+            report.add("keyword index", fts == chunks, f"{fts} rows for {chunks} chunks")
+        generation = active_generation(session)
+        if generation is None:
+            report.add("served generation", chunks == 0, "nothing indexed yet")
+            return report
+        live = live_chunk_ids(session, generation.id)
+        report.add(
+            "every chunk has a vector",
+            len(live) == chunks,
+            f"{len(live)} vectors in generation {generation.id} for {chunks} chunks",
+        )
+        version = session.get(ModelVersion, generation.model_version_id)
+        assert version is not None
+        report.add(*_file_check(settings, generation, version.dimension, live))
+    return report
+
+
+def _file_check(
+    settings: Settings, generation: IndexGeneration, dimension: int, live: np.ndarray
+) -> tuple[str, bool, str]:
+    """Does the saved index file verify, and hold exactly the live chunk ids?"""
+    path = index_file_path(settings.index_dir, generation.id)
+    if generation.checksum is None:
+        return "index file", False, "no index file saved yet"
+    try:
+        index = VectorIndex.load(
+            path, checksum=generation.checksum, count=generation.vector_count, dimension=dimension
+        )
+    except CorruptIndexError as error:
+        return "index file", False, str(error)
+    ids = index.ids()
+    missing = len(np.setdiff1d(live, ids))
+    extra = len(np.setdiff1d(ids, live))
+    if missing or extra:
+        return (
+            "index file",
+            False,
+            f"{path.name} verifies but is behind SQL: {missing} vectors to add, {extra} to drop",
+        )
+    return "index file", True, f"{path.name}: checksum ok, {len(ids)} vectors = live chunks"

@@ -1,0 +1,70 @@
+"""What a home holds: the served model and generation, the sources, document and chunk counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from searchapp.store.database import Database
+from searchapp.store.schema import Chunk, Document, ModelVersion, Source
+from searchapp.versions import active_generation
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    id: int
+    kind: str
+    location: str
+    documents: int
+    indexed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    version_id: int | None
+    version_name: str
+    fingerprint: str
+    pooling: str
+    layer: int | None
+    generation_id: int | None
+    documents: int
+    chunks: int
+    last_indexed: datetime | None
+    sources: list[SourceInfo]
+
+
+def list_sources(db: Database) -> list[SourceInfo]:
+    with db.read() as session:
+        counts = dict(
+            session.execute(
+                select(Document.source_id, func.count(Document.id)).group_by(Document.source_id)
+            ).all()
+        )
+        return [
+            SourceInfo(s.id, s.kind, s.location, counts.get(s.id, 0), s.indexed_at)
+            for s in session.scalars(select(Source).order_by(Source.location))
+        ]
+
+
+def store_status(db: Database) -> StoreStatus:
+    sources = list_sources(db)
+    with db.read() as session:
+        documents = session.scalar(select(func.count(Document.id))) or 0
+        chunks = session.scalar(select(func.count(Chunk.id))) or 0
+        generation = active_generation(session)
+        version = session.get(ModelVersion, generation.model_version_id) if generation else None
+    indexed = [s.indexed_at for s in sources if s.indexed_at is not None]
+    return StoreStatus(
+        version_id=version.id if version else None,
+        version_name=version.name if version else "(none: nothing indexed yet)",
+        fingerprint=version.fingerprint if version else "",
+        pooling=version.pooling if version else "",
+        layer=version.layer if version else None,
+        generation_id=generation.id if generation else None,
+        documents=documents,
+        chunks=chunks,
+        last_indexed=max(indexed) if indexed else None,
+        sources=sources,
+    )
