@@ -186,6 +186,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--server.port", str(args.port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     print(f"searchapp UI on http://{args.address}:{args.port} (home {settings.home})", flush=True)
     return subprocess.call(command, env=env)

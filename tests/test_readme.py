@@ -6,7 +6,7 @@ from tests.conftest import REPO
 
 
 def _command_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("python3 -m venv")]
+    return [line for line in text.splitlines() if "python3 -m venv" in line]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
@@ -24,7 +24,19 @@ def test_run_command_installs_cpu_torch_first_then_indexes_data_and_starts_the_u
         if "searchapp ui" in line
     )
     steps = run.split(" && ")
+    assert steps[0] == "python3 -m venv .venv"
     assert steps[1].endswith("pip install torch==2.13.0")
     assert steps[2].endswith("pip install -e .")
     assert steps[3].endswith("searchapp index data/")
     assert steps[4].endswith("searchapp ui")
+
+
+def test_test_command_installs_chromium_when_missing_then_runs_pytest() -> None:
+    test = next(
+        line
+        for line in _command_lines((REPO / "README.md").read_text(encoding="utf-8"))
+        if "pytest" in line
+    )
+    assert test.startswith("(command -v chromium >/dev/null || (apt-get update && apt-get install")
+    assert "pip install torch==2.13.0 && .venv/bin/pip install -e '.[dev]'" in test
+    assert test.endswith("python -m pytest")
