@@ -290,23 +290,28 @@ class Searcher:
             title = session.scalar(select(Document.title).where(Document.id == document_id))
             return self._results(session, title or "", ranked[:k], query)
 
-    def matching_chunks(self, document_id: int, query: str, n: int = 3) -> list[tuple[str, float]]:
-        """The document's ``n`` chunks most similar to ``query``, as (text, similarity)."""
+    def matching_chunks(
+        self, document_ids: Sequence[int], query: str, n: int = 3
+    ) -> dict[int, list[tuple[str, float]]]:
+        """Each document's ``n`` chunks most similar to ``query``, as (text, similarity)."""
         with self._lock, self.db.read() as session:
             self._refresh(session)
             assert self._encoder is not None and self._index is not None
             vector = self._encoder.encode([query.strip() or " "])[0]
             chunks = session.execute(
-                select(Chunk.id, Chunk.text)
-                .where(Chunk.document_id == document_id)
+                select(Chunk.document_id, Chunk.id, Chunk.text)
+                .where(Chunk.document_id.in_(list(document_ids)))
                 .order_by(Chunk.ordinal)
             ).all()
-            scored = [
-                (text, float(v @ vector))
-                for chunk_id, text in chunks
-                if (v := self._index.vector(chunk_id)) is not None
-            ]
-        return sorted(scored, key=lambda item: item[1], reverse=True)[:n]
+            scored: dict[int, list[tuple[str, float]]] = {i: [] for i in document_ids}
+            for document_id, chunk_id, text in chunks:
+                chunk_vector = self._index.vector(chunk_id)
+                if chunk_vector is not None:
+                    scored[document_id].append((text, float(chunk_vector @ vector)))
+        return {
+            i: sorted(found, key=lambda item: item[1], reverse=True)[:n]
+            for i, found in scored.items()
+        }
 
     def _dense(
         self, session: Session, vector: np.ndarray, depth: int

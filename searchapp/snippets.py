@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_MARKDOWN_HEADING = re.compile(r"\s#{1,6}\s")  # "## Heading" markers, noise in a snippet
 _STOPWORDS = frozenset(
     [
         "a",
@@ -81,7 +82,7 @@ def _highlight_pattern(query: str) -> re.Pattern[str] | None:
 
 def make_snippet(text: str, query: str, width: int = 280) -> str:
     """The ``width``-character window of ``text`` with the most query terms, highlighted."""
-    text = " ".join(text.split())
+    text = _MARKDOWN_HEADING.sub(" ", " " + " ".join(text.split())).strip()
     pattern = _highlight_pattern(query)
     matches = list(pattern.finditer(text)) if pattern else []
     start = 0

@@ -57,6 +57,7 @@ def _feedback_buttons(query: str, result: SearchResult, given: dict[int, bool]) 
 
 def _show(results: list[SearchResult], query: str | None) -> None:
     given = feedback_for(database(), query) if query else {}
+    passages = searcher().matching_chunks([r.doc_id for r in results], query, n=4) if query else {}
     for result in results:
         st.markdown(f"#### {result.rank}. {markdown_text(result.title)}")
         relevance = f"score {result.score:.4f}"
@@ -66,15 +67,10 @@ def _show(results: list[SearchResult], query: str | None) -> None:
         st.markdown(markdown_text(result.snippet))
         with st.expander("Whole passage and other matching passages"):
             st.text(result.chunk_text)
-            if query:
-                others = [
-                    (text, score)
-                    for text, score in searcher().matching_chunks(result.doc_id, query, n=4)
-                    if text != result.chunk_text
-                ][:3]
-                for text, score in others:
-                    st.caption(f"similarity {score:.2f}")
-                    st.text(text)
+            others = [p for p in passages.get(result.doc_id, []) if p[0] != result.chunk_text]
+            for text, score in others[:3]:
+                st.caption(f"similarity {score:.2f}")
+                st.text(text)
         if query:
             _feedback_buttons(query, result, given)
         st.divider()
