@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=REPO / "bench/out/pooling-layers")
     args = parser.parse_args()
 
-    results_path = args.work / "results.json"
+    results_path = REPO / "docs" / "pooling-layers.json"  # tracked: a later run resumes from it
     results: dict[str, dict] = json.loads(results_path.read_text()) if results_path.exists() else {}
     for layer in (None, *args.layers):
         for pooling in POOLING_MODES:

@@ -174,6 +174,28 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from searchapp.health import check_store, repair_store
+    from searchapp.store.database import Database
+
+    settings = _settings(args)
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    report = check_store(settings, db)
+    if not report.ok and args.repair:
+        for line in repair_store(settings, db):
+            print(f"repaired: {line}")
+        report = check_store(settings, db)
+    if args.json:
+        checks = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in report.checks]
+        print(json.dumps({"ok": report.ok, "checks": checks}, indent=2))
+    else:
+        for check in report.checks:
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+        if not report.ok:
+            print("Run `searchapp check --repair` to rebuild what can be rebuilt from SQL.")
+    return 0 if report.ok else EXIT_SOME_FAILED
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     import ui
 
@@ -270,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
     models.set_defaults(func=cmd_models)
+
+    check = commands.add_parser("check", help="verify the store; --repair rebuilds from SQL")
+    check.add_argument("--repair", action="store_true",
+                       help="rebuild the vector index file from the stored vectors")  # fmt: skip
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=cmd_check)
 
     web = commands.add_parser("ui", help="start the web UI (Streamlit)")
     web.add_argument("--port", type=int, default=8501)

@@ -19,6 +19,8 @@ from searchapp.store.vector_index import (
     VectorIndex,
     index_file_path,
     live_chunk_ids,
+    open_index,
+    save_index,
 )
 from searchapp.versions import active_generation
 
@@ -91,3 +93,32 @@ def _file_check(
             f"{path.name} verifies but is behind SQL: {missing} vectors to add, {extra} to drop",
         )
     return "index file", True, f"{path.name}: checksum ok, {len(ids)} vectors = live chunks"
+
+
+def repair_store(settings: Settings, db: Database) -> list[str]:
+    """Rebuild what can be rebuilt from SQL: the served generation's index file and the keyword
+    index. Returns what was done. SQLite corruption itself cannot be repaired here."""
+    done = []
+    with db.writer_lock(timeout=60), db.write() as session:
+        if db.is_sqlite:
+            chunks = session.scalar(select(func.count(Chunk.id))) or 0
+            fts = session.execute(text("SELECT count(*) FROM chunks_fts")).scalar() or 0
+            if fts != chunks:
+                session.execute(text("DELETE FROM chunks_fts"))
+                session.execute(
+                    text(
+                        "INSERT INTO chunks_fts(rowid, title, text) SELECT chunks.id, "
+                        "documents.title, chunks.text FROM chunks "
+                        "JOIN documents ON documents.id = chunks.document_id"
+                    )
+                )
+                done.append(f"keyword index rebuilt ({chunks} chunks)")
+        generation = active_generation(session)
+        if generation is not None:
+            version = session.get(ModelVersion, generation.model_version_id)
+            assert version is not None
+            index, sync = open_index(session, generation, settings.index_dir, version.dimension)
+            save_index(session, generation, index, settings.index_dir)
+            how = "rebuilt from the stored vectors" if sync.rebuilt else "brought up to date"
+            done.append(f"index file of generation {generation.id} {how} ({len(index)} vectors)")
+    return done
