@@ -36,6 +36,11 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 ProgressCallback = Callable[[int, int, str], None]
 
 
+def path_text(path: Path) -> str:
+    """A path as storable text: bytes of a file name that are not UTF-8 are written as \\xNN."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
 def index_folders(
     settings: Settings,
     folders: Sequence[str | os.PathLike[str]],
@@ -76,7 +81,7 @@ def _index_root(
     show_progress: bool,
     on_progress: ProgressCallback | None,
 ) -> None:
-    source_id = get_or_create_source(db, "folder", str(root))
+    source_id = get_or_create_source(db, "folder", path_text(root))
     known = known_documents(db, source_id)
     entries = list(walk_files(root, ignore))
     seen: set[str] = set()
@@ -86,9 +91,9 @@ def _index_root(
         if on_progress is not None:
             on_progress(done, len(entries), str(getattr(entry, "path", entry)))
         if isinstance(entry, Skipped):
-            summary.skipped.append((str(entry.path), entry.reason))
+            summary.skipped.append((path_text(entry.path), entry.reason))
             continue
-        uri = str(entry)
+        uri = path_text(entry)
         if not is_candidate(entry):
             continue
         seen.add(uri)
@@ -106,6 +111,10 @@ def _index_root(
             data = entry.read_bytes()
         except UnreadableFileError as error:
             summary.failed.append((uri, str(error)))
+            continue
+        except FileNotFoundError:
+            summary.skipped.append((uri, "vanished during the run"))
+            seen.discard(uri)  # gone: whatever was stored for it is removed below
             continue
         except OSError as error:
             summary.failed.append((uri, f"cannot be read ({error.strerror or error})"))

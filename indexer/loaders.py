@@ -150,12 +150,33 @@ def load_pdf(data: bytes, path: Path) -> LoadedText:
     return LoadedText(text=text, title=title or _first_line_title(text, path.stem), file_type="pdf")
 
 
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 200
+
+
+def _refuse_zip_bomb(data: bytes) -> None:
+    """Check a DOCX's declared unpacked size before any XML is parsed."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except zipfile.BadZipFile as error:
+        raise UnreadableFileError(f"not a valid DOCX file ({error})") from None
+    if unpacked > MAX_UNZIPPED_BYTES or unpacked > max(len(data), 1) * MAX_COMPRESSION_RATIO:
+        raise UnreadableFileError(
+            f"DOCX would unpack to {unpacked / 2**20:.0f} MiB from {len(data) / 2**20:.1f} MiB: "
+            "refused as a possible zip bomb"
+        )
+
+
 def load_docx(data: bytes, path: Path) -> LoadedText:
     import zipfile
 
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    _refuse_zip_bomb(data)
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as error:

@@ -88,10 +88,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         for line in sys.stdin:
             query = line.rstrip("\n")
             if query.strip():
-                results = searcher.search(query, k=args.k, mode=args.mode)
+                results = searcher.search(query, k=args.k, mode=args.mode, fusion=args.fusion)
                 _print_results(query, args.mode, results, args.json)
         return 0
-    results = searcher.search(args.query, k=args.k, mode=args.mode)
+    results = searcher.search(args.query, k=args.k, mode=args.mode, fusion=args.fusion)
     _print_results(args.query, args.mode, results, args.json)
     return 0
 
@@ -103,7 +103,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     modes = SEARCH_MODES if args.mode == "all" else (args.mode,)
     metrics = evaluate_beir(
         Searcher(_settings(args)), Path(args.beir_dir), args.split, modes,
-        show_progress=not args.quiet,
+        fusion=args.fusion, show_progress=not args.quiet,
     )  # fmt: skip
     if args.json:
         print(json.dumps({mode: m.to_json() for mode, m in metrics.items()}, indent=2))
@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--k", type=int, default=10, help="number of documents (default 10)")
     search.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
     search.add_argument("--json", action="store_true", help="print JSON (one object per query)")
+    search.add_argument("--fusion", choices=("blend", "rrf"), default="blend",
+                        help="how hybrid fuses dense and keyword: score blend or RRF")  # fmt: skip
     search.set_defaults(func=cmd_search)
 
     evaluate = commands.add_parser("eval", help="score search on a BEIR benchmark folder")
@@ -251,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--mode", choices=(*SEARCH_MODES, "all"), default="all")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--fusion", choices=("blend", "rrf"), default="blend")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
 

@@ -78,6 +78,7 @@ def evaluate_beir(
     split: str = "test",
     modes: Sequence[str] = SEARCH_MODES,
     *,
+    fusion: str = "blend",
     show_progress: bool = True,
 ) -> dict[str, Metrics]:
     """Run the split's queries through ``searcher`` (the code a user's query takes) and score them.
@@ -99,7 +100,9 @@ def evaluate_beir(
         batches = range(0, len(ids), QUERY_BATCH)
         for start in tqdm(batches, desc=f"eval {mode}", unit="batch", disable=not show_progress):
             batch = ids[start : start + QUERY_BATCH]
-            answers = searcher.search_many([queries[q] for q in batch], k=100, mode=mode)
+            answers = searcher.search_many(
+                [queries[q] for q in batch], k=100, mode=mode, fusion=fusion
+            )
             for query_id, answer in zip(batch, answers, strict=True):
                 rankings[query_id] = [result.path for result in answer]
         results[mode] = score_rankings(rankings, qrels)

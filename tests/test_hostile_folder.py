@@ -31,9 +31,33 @@ def _make_hostile_folder(root: Path) -> None:
     (root / "a-link").symlink_to("b-link")  # two symlinks pointing at each other
     (root / "b-link").symlink_to("a-link")
     os.mkfifo(root / "pipe.txt")
+    (root / "utf16.txt").write_bytes("Ünïcödé honey ferments into mead.".encode("utf-16"))
+    (
+        root / "caf\xe9-latin1-name.txt".encode("latin-1").decode("utf-8", "surrogateescape")
+    ).write_text("A file whose name is not UTF-8 still gets indexed: sourdough discard pancakes.")
+    _encrypted_pdf(root / "encrypted.pdf")
+    _zip_bomb(root / "bomb.docx")
     secret = root / "unreadable.txt"
     secret.write_text("nobody may read this")
     secret.chmod(0o000)
+
+
+def _encrypted_pdf(path: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(DATA / "docs" / "firstaid" / "choking.pdf"))
+    writer.encrypt(user_password="secret", owner_password="owner")
+    with path.open("wb") as handle:
+        writer.write(handle)
+
+
+def _zip_bomb(path: Path) -> None:
+    """A DOCX-shaped zip whose one member unpacks 1000-fold."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", b"\0" * (32 * 1024 * 1024))
 
 
 def _searchapp(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -57,7 +81,15 @@ def test_hostile_folder_is_indexed_and_every_bad_file_is_named(tmp_path: Path) -
     summary = json.loads(run.stdout)
     failed = {Path(item["path"]).name: item["reason"] for item in summary["failed"]}
     skipped = {Path(item["path"]).name: item["reason"] for item in summary["skipped"]}
-    assert set(failed) == {"truncated.pdf", "binary.txt", "unreadable.txt"}
+    assert set(failed) == {
+        "truncated.pdf",
+        "binary.txt",
+        "unreadable.txt",
+        "encrypted.pdf",
+        "bomb.docx",
+    }
+    assert "encrypted" in failed["encrypted.pdf"]
+    assert "zip bomb" in failed["bomb.docx"]
     assert "PDF" in failed["truncated.pdf"]
     assert "binary" in failed["binary.txt"]
     assert "ermission denied" in failed["unreadable.txt"]
@@ -65,13 +97,18 @@ def test_hostile_folder_is_indexed_and_every_bad_file_is_named(tmp_path: Path) -
     assert "FIFO" in skipped["pipe.txt"]
     assert "loop" in skipped["loop"]
     assert "loop" in skipped["a-link"] and "loop" in skipped["b-link"]
-    assert summary["added"] == 3  # good.md, good.pdf, latin1.txt
+    assert summary["added"] == 5  # good.md, good.pdf, latin1.txt, utf16.txt, the odd name
 
     search = _searchapp(home, "search", "creme brulee custard", "--json", "--mode", "keyword")
     assert search.returncode == 0, search.stderr
     top = json.loads(search.stdout)["results"][0]
     assert top["path"].endswith("latin1.txt")
     assert "Crème brûlée" in top["snippet"].replace("**", "")
+
+    search = _searchapp(home, "search", "mead from honey", "--json", "--k", "1")
+    assert json.loads(search.stdout)["results"][0]["path"].endswith("utf16.txt")
+    search = _searchapp(home, "search", "sourdough discard pancakes", "--json", "--k", "1")
+    assert json.loads(search.stdout)["results"][0]["path"].endswith("caf\\xe9-latin1-name.txt")
 
     search = _searchapp(home, "search", "how to treat varroa mites", "--json", "--k", "1")
     assert json.loads(search.stdout)["results"][0]["path"].endswith("good.md")

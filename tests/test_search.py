@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from searchapp.search import Searcher, reciprocal_rank_fusion
+from searchapp.search import Searcher, reciprocal_rank_fusion, score_blend
 from searchapp.settings import Settings
 
 HOSTILE_QUERIES = [
@@ -124,3 +124,21 @@ def test_help_is_instant_because_torch_is_not_imported() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_score_blend_normalises_each_ranking_before_mixing() -> None:
+    dense = [(1, 11, 0.80), (2, 21, 0.60), (3, 31, 0.40)]  # cosine similarities
+    keyword = [(3, 32, 12.0), (4, 41, 2.0)]  # BM25 on another scale
+    fused = score_blend(dense, keyword, dense_weight=0.5)
+    scores = {doc: score for doc, _, score in fused}
+    assert scores == pytest.approx({1: 0.5, 2: 0.25, 3: 0.5, 4: 0.0})
+    assert dict((doc, chunk) for doc, chunk, _ in fused)[3] == 32  # the keyword chunk ranked it top
+
+
+@pytest.mark.parametrize("fusion", ["blend", "rrf"])
+def test_hybrid_fusions_both_find_the_expected_documents(
+    sample_searcher: Searcher, sample_queries: list[dict[str, str]], fusion: str
+) -> None:
+    for case in sample_queries:
+        top = [Path(r.path).name for r in sample_searcher.search(case["query"], k=3, fusion=fusion)]
+        assert Path(case["expected"]).name in top
