@@ -17,7 +17,12 @@ from searchapp.encoder import Encoder
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Embedding, IndexGeneration, ModelVersion
-from searchapp.store.vector_index import index_file_path, open_index, save_index
+from searchapp.store.vector_index import (
+    index_file_path,
+    open_index,
+    remove_stale_temporary_files,
+    save_index,
+)
 from searchapp.versions import active_generation
 
 EMBED_BATCH = 1024
@@ -134,7 +139,9 @@ def drop_generation(db: Database, settings: Settings, generation_id: int) -> Non
 
 
 def drop_unfinished(db: Database, settings: Settings) -> list[int]:
-    """Drop generations left "building" by a run that died; returns their ids."""
+    """Drop generations left "building" by a run that died, and temporary index files; returns
+    the ids of the generations dropped."""
+    remove_stale_temporary_files(settings.index_dir)
     with db.read() as session:
         ids = list(
             session.scalars(select(IndexGeneration.id).where(IndexGeneration.status == "building"))

@@ -22,7 +22,7 @@ from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Embedding, Source
-from searchapp.store.vector_index import open_index, save_index
+from searchapp.store.vector_index import open_index, remove_stale_temporary_files, save_index
 from searchapp.versions import ensure_active_generation, load_encoder, spec_of
 
 CHECKPOINT_SECONDS = 60.0
@@ -147,6 +147,7 @@ class IndexWriter:
     ) -> None:
         self.settings = settings
         self.db = db
+        remove_stale_temporary_files(settings.index_dir)  # callers hold the writer lock
         self.generation, self.version = ensure_active_generation(db, spec)
         with db.read() as session:
             self.index, self.sync_report = open_index(

@@ -43,13 +43,15 @@ def main() -> None:
             query = page.get_by_label("Query")
             query.fill("how do I keep my sourdough starter alive")
             query.press("Enter")
-            page.locator("h4").first.wait_for(timeout=120_000)
+            page.get_by_role("button", name="More results").wait_for(timeout=300_000)
             page.screenshot(path=str(out / "search.png"), full_page=True)
             for label, name in (("📁 Index", "index"), ("🎓 Train", "train"),
                                 ("🩺 Status", "status")):  # fmt: skip
                 page.get_by_text(label).click()
-                page.get_by_role("heading", name=label.split()[1]).wait_for(timeout=60_000)
-                time.sleep(2)
+                page.get_by_role("heading", name=label.split()[1], exact=True).wait_for(
+                    timeout=300_000
+                )
+                time.sleep(5)  # let the page finish (the status page runs its health check)
                 page.screenshot(path=str(out / f"{name}.png"), full_page=True)
             browser.close()
     finally:

@@ -121,6 +121,14 @@ class VectorIndex:
         return cls(dimension, index)
 
 
+def remove_stale_temporary_files(index_dir: Path) -> list[Path]:
+    """Delete temporary index files left by a writer that died mid-save (call under the lock)."""
+    stale = list(index_dir.glob(".generation-*.tmp")) if index_dir.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def index_file_path(index_dir: Path, generation_id: int) -> Path:
     return index_dir / f"generation-{generation_id}.faiss"
 
