@@ -5,6 +5,7 @@ python scripts/screenshots.py            # writes docs/screenshots/*.png
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
          "--disable-dev-shm-usage"]  # fmt: skip
-PORT = 8765
 
 
 def main() -> None:
@@ -27,8 +27,11 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="searchapp-shots-"))
     cli = [sys.executable, "-m", "searchapp.cli", "--home", str(home)]
     subprocess.run([*cli, "index", str(REPO / "data"), "--quiet"], check=True)
-    server = subprocess.Popen([*cli, "ui", "--port", str(PORT)], stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{PORT}"
+    with socket.socket() as probe:  # a free port: never talk to a server left from another run
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([*cli, "ui", "--port", str(port)], stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
             urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
