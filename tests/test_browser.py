@@ -80,21 +80,32 @@ def page() -> Iterator[Page]:
         browser.close()
 
 
+def _idle(page: Page) -> None:
+    """Wait until Streamlit has finished running the page (its "Running…" widget is gone)."""
+    page.wait_for_timeout(500)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=300_000)
+
+
 def test_index_search_and_thumbs_up_in_a_real_browser(server: tuple[str, Path], page: Page) -> None:
     url, home = server
     page.goto(url)
     expect(page.get_by_text("searchapp").first).to_be_visible(timeout=120_000)
 
+    _idle(page)
     page.get_by_text("📁 Index").click()
+    _idle(page)
     page.get_by_label("Folder on this machine").fill(str(DATA))
     page.get_by_role("button", name="Index folder").click()
     expect(page.get_by_text("Chunks embedded")).to_be_visible(timeout=300_000)
     expect(page.get_by_text(str(DATA), exact=False).first).to_be_visible()
 
+    _idle(page)
     page.get_by_text("🔎 Search").click()
+    _idle(page)
     query = page.get_by_label("Query")
     query.fill(QUERY)
-    query.press("Enter")
+    expect(query).to_have_value(QUERY)
+    query.press("Enter")  # Enter searches
     # The page is complete when the button after the last result is there.
     expect(page.get_by_role("button", name="More results")).to_be_visible(timeout=180_000)
     captions = page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
@@ -105,6 +116,7 @@ def test_index_search_and_thumbs_up_in_a_real_browser(server: tuple[str, Path], 
     page.screenshot(path=str(OUTPUT / "browser-search-results.png"), full_page=False)
 
     position = next(i for i, c in enumerate(ranked) if EXPECTED in c)
+    _idle(page)
     page.get_by_role("button", name="👍").nth(position).click()
     expect(page.get_by_text("Recorded: 👍 relevant")).to_be_visible(timeout=60_000)
 
