@@ -112,6 +112,11 @@ def write_report(results: dict[str, dict]) -> None:
             f"| {r['loss']} | {r['pooling']} | {r['dense']['ndcg@10']:.4f} | "
             f"{r['hybrid']['ndcg@10']:.4f} | {r['train_seconds'] / 60:.1f} |"
         )
+    pending = [
+        f"{loss}/{pooling}" for loss, pooling in CONFIGS if f"{loss}/{pooling}" not in results
+    ]
+    if pending:
+        lines += ["", f"Not run yet (the command above resumes): {', '.join(pending)}."]
     lines += ["", "![nDCG@10 and training loss per configuration](losses.png)", ""]
     (docs / "losses.md").write_text("\n".join(lines))
 
