@@ -112,6 +112,9 @@ def write_report(results: dict[str, dict]) -> None:
             f"| {r['loss']} | {r['pooling']} | {r['dense']['ndcg@10']:.4f} | "
             f"{r['hybrid']['ndcg@10']:.4f} | {r['train_seconds'] / 60:.1f} |"
         )
+    for key in keys:
+        if "source" in results[key]:
+            lines += ["", f"The {key} row comes from `{results[key]['source']}`."]
     pending = [
         f"{loss}/{pooling}" for loss, pooling in CONFIGS if f"{loss}/{pooling}" not in results
     ]
