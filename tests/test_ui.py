@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from searchapp.feedback import record_feedback
+from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Feedback
@@ -171,3 +173,24 @@ def test_train_page_counts_feedback_and_lists_versions(
 def test_empty_home_explains_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = _search(_app(tmp_path, monkeypatch), "bees")
     assert "Nothing is indexed" in app.warning[0].value
+
+
+def test_train_page_trains_shows_the_gate_and_serves_the_new_version(
+    own_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pairs from feedback: a few 👍, as the search page stores them.
+    searcher = Searcher(Settings.load(own_home))
+    for query in ("varroa mite treatment", "espresso grind size", "sourdough starter feeding",
+                  "treating a burn", "choosing a telescope"):  # fmt: skip
+        record_feedback(searcher.db, query, searcher.search(query, k=1)[0].doc_id, True)
+    app = _app(own_home, monkeypatch, page="🎓 Train")
+    assert any("**5** 👍" in m.value for m in app.markdown)
+    next(n for n in app.number_input if n.label == "Epochs").set_value(1)
+    next(c for c in app.checkbox if "even if it is not better" in c.label).check()
+    next(b for b in app.button if b.label == "Train").click()
+    app.run()
+    assert not app.exception, app.exception
+    assert any("promoted" in s.value for s in app.success), [w.value for w in app.warning]
+    assert app.table  # before / after metrics
+    statuses = {row["status"] for row in app.dataframe[0].value.to_dict("records")}
+    assert statuses == {"active", "retired"}
