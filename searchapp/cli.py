@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -211,7 +210,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     print(f"searchapp UI on http://{args.address}:{args.port} (home {settings.home})", flush=True)
-    return subprocess.call(command, env=env)
+    # Become the Streamlit server, so that stopping this process stops the server (a child would
+    # be orphaned by a SIGTERM).
+    os.execve(sys.executable, command, env)
 
 
 def build_parser() -> argparse.ArgumentParser:
