@@ -8,14 +8,13 @@ reported by line number with the reason, and skipped; no row is dropped silently
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 
-from searchapp.beir import read_qrels, read_queries
+from searchapp.beir import read_jsonl, read_qrels, read_queries
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Feedback
 
@@ -116,19 +115,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict | None, str]]:
             for row in reader:
                 yield reader.line_num, row, ""
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                yield number, None, f"not valid JSON ({error.msg})"
-                continue
-            if not isinstance(record, dict):
-                yield number, None, "not a JSON object"
-                continue
-            yield number, record, ""
+    yield from read_jsonl(path)
 
 
 def read_pairs_file(path: Path, resolver: DocumentResolver) -> PairSet:

@@ -29,7 +29,8 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict | None, str]]:
+    """(line number, record or None, what is wrong) for each non-blank line of a JSONL file."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -37,10 +38,21 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise BeirFormatError(f"{path}:{number}: not valid JSON ({error.msg}).") from None
-            if not isinstance(record, dict) or "_id" not in record:
-                raise BeirFormatError(f'{path}:{number}: a record needs an "_id" field.')
-            yield number, record
+                yield number, None, f"not valid JSON ({error.msg})"
+                continue
+            if not isinstance(record, dict):
+                yield number, None, "not a JSON object"
+                continue
+            yield number, record, ""
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    for number, record, problem in read_jsonl(path):
+        if record is None:
+            raise BeirFormatError(f"{path}:{number}: {problem}.")
+        if "_id" not in record:
+            raise BeirFormatError(f'{path}:{number}: a record needs an "_id" field.')
+        yield number, record
 
 
 def read_corpus(folder: Path) -> Iterator[BeirDocument]:
