@@ -16,7 +16,8 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from tqdm import tqdm
 
-from indexer.loaders import NotADocument, UnreadableFileError, is_candidate, load_file
+from indexer.loaders import NotADocument, UnreadableFileError, is_candidate, plugin_loaders
+from indexer.parse_worker import ParseWorker
 from indexer.pipeline import (
     IndexSummary,
     IndexWriter,
@@ -62,11 +63,13 @@ def index_folders(
     db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
     started = time.perf_counter()
     summary = IndexSummary()
-    with db.writer_lock(), IndexWriter(settings, db, spec=spec) as writer:
+    parser = ParseWorker(timeout=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb)
+    with db.writer_lock(), IndexWriter(settings, db, spec=spec) as writer, parser:
         for root in roots:
             _index_root(
-                db, writer, root, (*settings.ignore, *ignore), summary, show_progress, on_progress
-            )
+                db, writer, parser, root, (*settings.ignore, *ignore), summary, show_progress,
+                on_progress,
+            )  # fmt: skip
     summary.chunks = writer.chunks_written
     summary.seconds = time.perf_counter() - started
     return summary
@@ -75,6 +78,7 @@ def index_folders(
 def _index_root(
     db: Database,
     writer: IndexWriter,
+    parser: ParseWorker,
     root: Path,
     ignore: Sequence[str],
     summary: IndexSummary,
@@ -84,6 +88,7 @@ def _index_root(
     source_id = get_or_create_source(db, "folder", path_text(root))
     known = known_documents(db, source_id)
     entries = list(walk_files(root, ignore))
+    plugin_suffixes = plugin_loaders().keys()
     seen: set[str] = set()
     touched: dict[int, tuple[int, int]] = {}
     for done, entry in enumerate(tqdm(entries, desc=f"index {root.name or root}", unit="file",
@@ -94,7 +99,7 @@ def _index_root(
             summary.skipped.append((path_text(entry.path), entry.reason))
             continue
         uri = path_text(entry)
-        if not is_candidate(entry):
+        if not is_candidate(entry, plugin_suffixes):
             continue
         seen.add(uri)
         previous = known.get(uri)
@@ -125,16 +130,13 @@ def _index_root(
             touched[previous.id] = (info.st_size, info.st_mtime_ns)
             continue
         try:
-            loaded = load_file(entry, data)
+            loaded = parser.parse(entry, data)
         except NotADocument as error:
             summary.skipped.append((uri, str(error)))
             seen.discard(uri)
             continue
         except UnreadableFileError as error:
             summary.failed.append((uri, str(error)))
-            continue
-        except Exception as error:  # a parser bug must not stop the run
-            summary.failed.append((uri, f"parser error ({type(error).__name__}: {error})"))
             continue
         if not loaded.text.strip():
             summary.skipped.append((uri, "no text (empty file or no extractable text)"))

@@ -9,8 +9,10 @@ from __future__ import annotations
 import codecs
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from charset_normalizer import from_bytes
@@ -42,9 +44,20 @@ KNOWN_BINARY_SUFFIXES = frozenset(
 _SNIFF_BYTES = 8192
 
 
-def is_candidate(path: Path) -> bool:
+PLUGIN_GROUP = "searchapp.loaders"
+
+
+def plugin_loaders() -> dict[str, EntryPoint]:
+    """Loaders other packages add for a suffix, as entry points in the ``searchapp.loaders``
+    group (name: the suffix, such as ``.epub``; value: ``module:function`` taking the file's
+    bytes and path and returning ``LoadedText``). A plugin's suffix overrides the built-in one."""
+    return {ep.name.lower(): ep for ep in entry_points(group=PLUGIN_GROUP)}
+
+
+def is_candidate(path: Path, plugin_suffixes: Collection[str] = ()) -> bool:
     """Worth opening: a known document type, or an unknown suffix that may be text."""
-    return path.suffix.lower() not in KNOWN_BINARY_SUFFIXES
+    suffix = path.suffix.lower()
+    return suffix in plugin_suffixes or suffix not in KNOWN_BINARY_SUFFIXES
 
 
 def looks_binary(data: bytes) -> bool:
@@ -204,10 +217,18 @@ class NotADocument(Exception):
     """A file of unknown type whose bytes are not text: skipped, not a failure."""
 
 
+@cache
+def _plugin(suffix: str) -> Callable[[bytes, Path], LoadedText] | None:
+    entry_point = plugin_loaders().get(suffix)
+    return entry_point.load() if entry_point is not None else None
+
+
 def load_file(path: Path, data: bytes) -> LoadedText:
-    """Turn a file's bytes into text, choosing the loader by suffix, else by sniffing."""
+    """Turn a file's bytes into text, choosing the loader by suffix (a plugin's first), else by
+    sniffing. Runs untrusted parsers in this process: the indexer calls it through
+    ``indexer.parse_worker.ParseWorker``, which adds time and memory limits."""
     suffix = path.suffix.lower()
-    loader = LOADERS.get(suffix)
+    loader = _plugin(suffix) or LOADERS.get(suffix)
     if loader is not None:
         return loader(data, path)
     if suffix not in TEXT_SUFFIXES and looks_binary(data):

@@ -40,8 +40,14 @@ def cmd_index(args: argparse.Namespace) -> int:
         if not args.paths:
             print("searchapp index: give one or more folders (or --beir DIR).", file=sys.stderr)
             return EXIT_USAGE
+        from dataclasses import replace
+
         from indexer.folders import index_folders
 
+        if args.parse_timeout is not None:
+            settings = replace(settings, parse_timeout_s=args.parse_timeout)
+        if args.parse_memory is not None:
+            settings = replace(settings, parse_memory_mb=args.parse_memory)
         summary = index_folders(
             settings, args.paths, spec=_spec(args), ignore=args.ignore,
             show_progress=not args.quiet,
@@ -236,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pooling for a new home's model (default mean)")  # fmt: skip
     index.add_argument("--layer", type=int, metavar="N",
                        help="token embeddings from hidden layer N (default: final)")  # fmt: skip
+    index.add_argument("--parse-timeout", type=float, metavar="SECONDS",
+                       help="stop parsing a file after this long (default 60)")
+    index.add_argument("--parse-memory", type=int, metavar="MB",
+                       help="memory limit of the parsing process (default 2048)")
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(func=cmd_index)

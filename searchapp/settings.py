@@ -36,6 +36,8 @@ class Settings:
     chunk_tokens: int = 256
     chunk_overlap_tokens: int = 32
     ignore: tuple[str, ...] = field(default=DEFAULT_IGNORE)
+    parse_timeout_s: float = 60.0  # per file; a parser that runs longer is stopped
+    parse_memory_mb: int = 2048  # address space of the parsing process
 
     @property
     def index_dir(self) -> Path:

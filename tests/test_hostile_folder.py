@@ -42,6 +42,40 @@ def _make_hostile_folder(root: Path) -> None:
     secret.chmod(0o000)
 
 
+HOSTILE_PARSERS = """
+import os
+
+
+def loop_forever(data, path):
+    while True:
+        pass
+
+
+def eat_memory(data, path):
+    hoard = []
+    while True:
+        hoard.append(bytearray(64 * 2**20))
+
+
+def crash(data, path):
+    os.abort()
+"""
+
+
+def _install_hostile_parsers(plugins: Path) -> None:
+    """Loader plugins, installed the way any package adds one (an entry point), that loop forever,
+    eat memory without bound, or crash the process: stand-ins for a parser meeting its nemesis."""
+    plugins.mkdir()
+    (plugins / "hostile_parsers.py").write_text(HOSTILE_PARSERS)
+    info = plugins / "hostile_parsers-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hostile-parsers\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[searchapp.loaders]\n.loop = hostile_parsers:loop_forever\n"
+        ".hog = hostile_parsers:eat_memory\n.boom = hostile_parsers:crash\n"
+    )
+
+
 def _encrypted_pdf(path: Path) -> None:
     from pypdf import PdfReader, PdfWriter
 
@@ -60,13 +94,14 @@ def _zip_bomb(path: Path) -> None:
         archive.writestr("word/document.xml", b"\0" * (32 * 1024 * 1024))
 
 
-def _searchapp(home: Path, *args: str) -> subprocess.CompletedProcess:
+def _searchapp(home: Path, *args: str, plugins: Path | None = None) -> subprocess.CompletedProcess:
     # Root reads any file; without the capabilities that allow it, root is refused as people are.
     drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
     prefix = drop if os.geteuid() == 0 else []
     return subprocess.run(
         [*prefix, sys.executable, "-m", "searchapp.cli", "--home", str(home), *args],
         capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "PYTHONPATH": str(plugins)} if plugins else None,
     )  # fmt: skip
 
 
@@ -74,8 +109,14 @@ def test_hostile_folder_is_indexed_and_every_bad_file_is_named(tmp_path: Path) -
     folder = tmp_path / "docs"
     home = tmp_path / "home"
     _make_hostile_folder(folder)
+    _install_hostile_parsers(tmp_path / "plugins")
+    for name in ("stuck.loop", "greedy.hog", "fatal.boom"):
+        (folder / name).write_text("whatever this is, its parser cannot cope with it")
 
-    run = _searchapp(home, "index", str(folder), "--json", "--quiet")
+    run = _searchapp(
+        home, "index", str(folder), "--json", "--quiet", "--parse-timeout", "5",
+        "--parse-memory", "1024", plugins=tmp_path / "plugins",
+    )  # fmt: skip
     assert run.returncode == 1, run.stderr  # 1: some files failed
     assert "Traceback" not in run.stderr
     summary = json.loads(run.stdout)
@@ -87,7 +128,13 @@ def test_hostile_folder_is_indexed_and_every_bad_file_is_named(tmp_path: Path) -
         "unreadable.txt",
         "encrypted.pdf",
         "bomb.docx",
+        "stuck.loop",
+        "greedy.hog",
+        "fatal.boom",
     }
+    assert "did not finish within 5 s" in failed["stuck.loop"]
+    assert "out of memory" in failed["greedy.hog"] and "1024 MiB" in failed["greedy.hog"]
+    assert "crashed (SIGABRT)" in failed["fatal.boom"]
     assert "encrypted" in failed["encrypted.pdf"]
     assert "zip bomb" in failed["bomb.docx"]
     assert "PDF" in failed["truncated.pdf"]

@@ -1,0 +1,221 @@
+"""Parsing in a separate process with a time limit and a memory limit.
+
+File parsers are large C libraries fed with whatever lies in a folder. One that loops, eats memory
+or crashes must cost that file only: the indexer hands each file's bytes to a long-lived child
+process (``python -m indexer.parse_worker``) and waits at most ``timeout`` seconds for its answer.
+The child caps its own address space (``RLIMIT_AS``) before it parses anything. A child that runs
+late is killed, one that dies is replaced, and the file is reported with the reason.
+
+The child speaks over its stdin and stdout in length-prefixed frames: the parent sends the file's
+path (as bytes) and its content; the child answers with one JSON object. JSON, not pickle, so a
+child subverted by a malicious file cannot run code in the indexer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+from indexer.loaders import LoadedText, NotADocument, UnreadableFileError, load_file
+
+_HEADER = struct.Struct(">Q")
+_EXIT_OUT_OF_MEMORY = 86
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write_frame(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(_HEADER.pack(len(payload)))
+    stream.write(payload)
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = stream.read(size)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(stream: BinaryIO) -> bytes | None:
+    """The next frame's payload, or None at end of stream."""
+    header = _read_exactly(stream, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    return _read_exactly(stream, size) if size else b""
+
+
+class ParseWorker:
+    """Parses files in a child process; ``parse`` raises like ``load_file`` does.
+
+    Example::
+
+        with ParseWorker(timeout=60, memory_mb=2048) as worker:
+            loaded = worker.parse(path, path.read_bytes())
+    """
+
+    def __init__(self, *, timeout: float = 60.0, memory_mb: int = 2048) -> None:
+        if timeout <= 0 or memory_mb <= 0:
+            raise ValueError("The parse timeout and memory limit must be positive.")
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self._process: subprocess.Popen[bytes] | None = None
+        self._replies: queue.Queue[bytes | None] = queue.Queue()
+
+    def __enter__(self) -> ParseWorker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def parse(self, path: Path, data: bytes) -> LoadedText:
+        process = self._running()
+        assert process.stdin is not None
+        try:
+            _write_frame(process.stdin, os.fsencode(path))
+            _write_frame(process.stdin, data)
+            process.stdin.flush()
+        except BrokenPipeError:
+            raise UnreadableFileError(self._death_reason()) from None
+        try:
+            reply = self._replies.get(timeout=self.timeout)
+        except queue.Empty:
+            self._stop()
+            raise UnreadableFileError(
+                f"parser did not finish within {self.timeout:g} s and was stopped "
+                "(the file may be malformed; a larger --parse-timeout allows more time)"
+            ) from None
+        if reply is None:
+            raise UnreadableFileError(self._death_reason())
+        answer = json.loads(reply)
+        if answer["ok"]:
+            return LoadedText(answer["text"], answer["title"], answer["file_type"])
+        if answer["kind"] == "not-a-document":
+            raise NotADocument(answer["reason"])
+        raise UnreadableFileError(answer["reason"])
+
+    def close(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()  # the child exits at end of input
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._process is not None and self._process.poll() is None:
+            return self._process
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH")) if p
+        )
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "indexer.parse_worker", "--memory-mb", str(self.memory_mb)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        self._replies = queue.Queue()
+        threading.Thread(
+            target=self._pump, args=(self._process.stdout, self._replies), daemon=True
+        ).start()
+        return self._process
+
+    @staticmethod
+    def _pump(stream: BinaryIO, replies: queue.Queue[bytes | None]) -> None:
+        """Move the child's answers into ``replies``; None marks its end."""
+        while (frame := _read_frame(stream)) is not None:
+            replies.put(frame)
+        replies.put(None)
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+
+    def _death_reason(self) -> str:
+        process, self._process = self._process, None
+        assert process is not None
+        code = process.wait()
+        if code == _EXIT_OUT_OF_MEMORY:
+            return f"parser ran out of memory (the limit is {self.memory_mb} MiB) and was stopped"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"parser crashed ({name}) on this file; the run went on without it"
+        return f"parser process exited unexpectedly (exit code {code})"
+
+
+def _limit_memory(megabytes: int) -> None:
+    try:
+        import resource
+    except ImportError:  # Windows: no address-space limit; the time limit still applies
+        return
+    limit = megabytes * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _answer(path: Path, data: bytes) -> dict[str, object]:
+    try:
+        loaded = load_file(path, data)
+    except NotADocument as error:
+        return {"ok": False, "kind": "not-a-document", "reason": str(error)}
+    except UnreadableFileError as error:
+        return {"ok": False, "kind": "unreadable", "reason": str(error)}
+    except MemoryError:
+        raise
+    except Exception as error:  # a parser bug costs this file only
+        return {"ok": False, "kind": "error", "reason": f"parser error ({type(error).__name__}: "
+                f"{error})"}  # fmt: skip
+    return {"ok": True, "text": loaded.text, "title": loaded.title, "file_type": loaded.file_type}
+
+
+def serve(memory_mb: int) -> int:
+    """The child's loop: answer each request until the parent closes our stdin."""
+    # Frames go to a private copy of stdout; anything a parser prints lands on stderr instead.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    requests = sys.stdin.buffer
+    _limit_memory(memory_mb)
+    while (raw_path := _read_frame(requests)) is not None:
+        data = _read_frame(requests)
+        if data is None:
+            return 0
+        try:
+            answer = _answer(Path(os.fsdecode(raw_path)), data)
+            del data
+            payload = json.dumps(answer).encode()
+        except MemoryError:
+            return _EXIT_OUT_OF_MEMORY  # the heap may be in pieces: let the parent start afresh
+        _write_frame(replies, payload)
+        replies.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="searchapp's file-parsing worker (internal)")
+    parser.add_argument("--memory-mb", type=int, required=True)
+    sys.exit(serve(parser.parse_args().memory_mb))
