@@ -243,9 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--layer", type=int, metavar="N",
                        help="token embeddings from hidden layer N (default: final)")  # fmt: skip
     index.add_argument("--parse-timeout", type=float, metavar="SECONDS",
-                       help="stop parsing a file after this long (default 60)")
+                       help="stop parsing a file after this long (default 60)")  # fmt: skip
     index.add_argument("--parse-memory", type=int, metavar="MB",
-                       help="memory limit of the parsing process (default 2048)")
+                       help="memory limit of the parsing process (default 2048)")  # fmt: skip
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(func=cmd_index)
