@@ -14,14 +14,15 @@ from tqdm import tqdm
 
 from indexer.progress import StageProgress, report
 from searchapp.encoder import Encoder
+from searchapp.faults import crash_point
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Embedding, IndexGeneration, ModelVersion
 from searchapp.store.vector_index import (
-    index_file_path,
+    commit_index,
     open_index,
-    remove_stale_temporary_files,
-    save_index,
+    recorded_index_file,
+    remove_leftover_index_files,
 )
 from searchapp.versions import active_generation
 
@@ -85,10 +86,10 @@ def embed_missing(
             done += len(rows)
             progress.update(len(rows))
             report(on_progress, "re-embed chunks", done, total)
+            crash_point("re-embed")
     with db.read() as session:
         index, _ = open_index(session, generation, settings.index_dir, encoder.dimension)
-    with db.write() as session:
-        save_index(session, session.merge(generation), index, settings.index_dir)
+    commit_index(db, generation, index, settings.index_dir)
     return done
 
 
@@ -133,15 +134,17 @@ def drop_generation(db: Database, settings: Settings, generation_id: int) -> Non
             return
         if generation.status == "active":
             raise ValueError(f"Generation {generation_id} is being served; it cannot be dropped.")
+        path = recorded_index_file(settings.index_dir, generation)
         session.execute(delete(Embedding).where(Embedding.generation_id == generation_id))
         session.delete(generation)
-    index_file_path(settings.index_dir, generation_id).unlink(missing_ok=True)
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 def drop_unfinished(db: Database, settings: Settings) -> list[int]:
     """Drop generations left "building" by a run that died, and temporary index files; returns
     the ids of the generations dropped."""
-    remove_stale_temporary_files(settings.index_dir)
+    remove_leftover_index_files(db, settings.index_dir)
     with db.read() as session:
         ids = list(
             session.scalars(select(IndexGeneration.id).where(IndexGeneration.status == "building"))

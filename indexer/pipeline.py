@@ -8,6 +8,7 @@ at most the batch in flight; the next open of the index replays whatever SQL hol
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,13 +20,15 @@ from sqlalchemy.orm import Session
 
 from indexer.chunking import Chunker, TextChunk
 from searchapp.encoder import Encoder, EncoderSpec
+from searchapp.faults import crash_point
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Embedding, Source
-from searchapp.store.vector_index import open_index, remove_stale_temporary_files, save_index
+from searchapp.store.vector_index import commit_index, open_index, remove_leftover_index_files
 from searchapp.versions import ensure_active_generation, load_encoder, spec_of
 
 CHECKPOINT_SECONDS = 60.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ class IndexWriter:
     ) -> None:
         self.settings = settings
         self.db = db
-        remove_stale_temporary_files(settings.index_dir)  # callers hold the writer lock
+        remove_leftover_index_files(db, settings.index_dir)  # callers hold the writer lock
         self.generation, self.version = ensure_active_generation(db, spec)
         with db.read() as session:
             self.index, self.sync_report = open_index(
@@ -183,7 +186,10 @@ class IndexWriter:
         if exc_type is None:
             self.close()
         elif self._dirty:
-            self.save()  # keep what was committed before the error; SQL stays the truth
+            try:
+                self.save()  # a head start for the next open; SQL stays the truth either way
+            except Exception:  # the disk may be full: the error being raised is the one to show
+                log.warning("The vector index file was not saved; the next run rebuilds it.")
 
     def add(self, document: SourceDocument, source_id: int, replaces: int | None = None) -> int:
         """Queue ``document`` (replacing document ``replaces``); returns its number of chunks."""
@@ -237,6 +243,7 @@ class IndexWriter:
                             ],
                         )
                     )
+            crash_point("chunk-insert")
             if new_ids:
                 session.execute(
                     insert(Embedding),
@@ -256,8 +263,7 @@ class IndexWriter:
 
     def save(self) -> None:
         """Write the vector index file and record it (a checkpoint)."""
-        with self.db.write() as session:
-            save_index(session, self.generation, self.index, self.settings.index_dir)
+        commit_index(self.db, self.generation, self.index, self.settings.index_dir)
         self._dirty = False
         self._last_save = time.monotonic()
 

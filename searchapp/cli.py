@@ -11,9 +11,12 @@ import os
 import sys
 from pathlib import Path
 
+from searchapp.errors import StorageFullError
+
 SEARCH_MODES = ("dense", "keyword", "hybrid")
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
+EXIT_STORAGE_FULL = 3
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -331,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted; everything committed so far is kept.", file=sys.stderr)
         return 130
+    except StorageFullError as error:
+        print(f"searchapp {args.command}: {error}", file=sys.stderr)
+        return EXIT_STORAGE_FULL
     except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as error:
         print(f"searchapp {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -24,7 +24,9 @@ def test_check_finds_damage_and_repair_fixes_it(docs_copy: Path, home: Settings)
     healthy = _check(home, "--json")
     assert healthy.returncode == 0 and json.loads(healthy.stdout)["ok"] is True
 
-    (home.index_dir / "generation-1.faiss").write_bytes(b"not a faiss index")
+    (index_file,) = home.index_dir.glob("generation-1-*.faiss")
+    index_file.write_bytes(b"not a faiss index")
+    (home.index_dir / "generation-1-dead.faiss").write_bytes(b"left by a writer that died")
     with sqlite3.connect(home.home / "searchapp.db") as connection:
         connection.execute(
             "DELETE FROM chunks_fts WHERE rowid = (SELECT min(rowid) FROM chunks_fts)"
@@ -32,11 +34,13 @@ def test_check_finds_damage_and_repair_fixes_it(docs_copy: Path, home: Settings)
     broken = _check(home, "--json")
     assert broken.returncode == 1
     failed = {c["check"]: c["detail"] for c in json.loads(broken.stdout)["checks"] if not c["ok"]}
-    assert set(failed) == {"keyword index", "index file"}
+    assert set(failed) == {"keyword index", "index file", "leftover files"}
     assert "checksum" in failed["index file"]
+    assert failed["leftover files"] == "generation-1-dead.faiss"
 
     repaired = _check(home, "--repair")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert "keyword index rebuilt" in repaired.stdout
     assert "rebuilt from the stored vectors" in repaired.stdout
+    assert "removed 2 leftover index files" in repaired.stdout  # the dead one, the damaged one
     assert _check(home).returncode == 0

@@ -13,7 +13,7 @@ from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database, WriterBusyError
 from searchapp.store.schema import Chunk
-from searchapp.store.vector_index import index_file_path
+from searchapp.store.vector_index import recorded_index_file
 from searchapp.versions import active_generation
 
 QUERIES = ["varroa mite treatment", "grind size for espresso", "storing coffee beans"]
@@ -32,8 +32,8 @@ def indexed(docs_copy: Path, home: Settings) -> tuple[Settings, Path, list]:
     db = Database(home.database_url)
     with db.read() as session:
         generation = active_generation(session)
-    path = index_file_path(home.index_dir, generation.id)
-    assert path.is_file()
+    path = recorded_index_file(home.index_dir, generation)
+    assert path is not None and path.is_file()
     return home, path, _top(Searcher(home))
 
 
@@ -56,6 +56,19 @@ def test_damaged_index_file_is_rebuilt_from_sql_with_the_same_results(
     assert _top(searcher) == expected
     assert searcher.last_sync is not None and searcher.last_sync.rebuilt
     assert "Rebuilt the vector index" in caplog.text
+
+
+def test_each_save_writes_a_new_file_and_removes_the_one_it_replaces(
+    indexed: tuple[Settings, Path, list], docs_copy: Path
+) -> None:
+    home, first, _ = indexed
+    (docs_copy / "bees" / "mead.txt").write_text("Mead is wine made by fermenting honey.")
+    index_folders(home, [docs_copy], show_progress=False)
+    with Database(home.database_url).read() as session:
+        second = recorded_index_file(home.index_dir, active_generation(session))
+    assert second is not None and second != first
+    assert sorted(home.index_dir.iterdir()) == [second]  # the replaced file is gone, nothing else
+    assert Searcher(home).search("honey wine", k=1)[0].path.endswith("mead.txt")
 
 
 def test_vectors_committed_but_never_saved_are_replayed(indexed: tuple, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from indexer.folders import index_folders, remove_source
 from indexer.pipeline import IndexSummary
+from searchapp.errors import StorageFullError
 from searchapp.status import list_sources
 from searchapp.store.database import WriterBusyError
 from ui.resources import database, settings
@@ -21,7 +22,8 @@ def _run(folders: list[str]) -> IndexSummary | None:
 
     try:
         summary = index_folders(settings(), folders, show_progress=False, on_progress=on_progress)
-    except (FileNotFoundError, NotADirectoryError, WriterBusyError, ValueError) as error:
+    except (FileNotFoundError, NotADirectoryError, WriterBusyError, StorageFullError,
+            ValueError) as error:  # fmt: skip
         bar.empty()
         st.error(str(error))
         return None
@@ -92,7 +94,7 @@ def render() -> None:
         if remove.button("Remove", key=f"remove-{source.id}"):
             try:
                 removed = remove_source(settings(), source.id)
-            except (WriterBusyError, ValueError) as error:
+            except (WriterBusyError, StorageFullError, ValueError) as error:
                 st.error(str(error))
             else:
                 st.session_state.pop("last_summary", None)

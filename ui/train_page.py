@@ -8,6 +8,7 @@ from indexer.generations import promote_version, rollback
 from indexer.losses import LOSSES
 from indexer.training import PairSources, TrainingOptions, retrain
 from searchapp.encoder import POOLING_MODES
+from searchapp.errors import StorageFullError
 from searchapp.feedback import feedback_counts
 from searchapp.store.database import WriterBusyError
 from searchapp.versions import list_versions
@@ -38,7 +39,7 @@ def _train(sources: PairSources, options: TrainingOptions) -> None:
         with st.spinner("Training on the CPU: this takes minutes…"):
             report = retrain(settings(), sources, options, show_progress=False,
                              on_progress=on_progress)  # fmt: skip
-    except (ValueError, WriterBusyError, FileNotFoundError) as error:
+    except (ValueError, WriterBusyError, StorageFullError, FileNotFoundError) as error:
         bar.empty()
         st.error(str(error))
         return
@@ -89,7 +90,7 @@ def _versions() -> None:
             with st.spinner("Switching back…"):
                 rollback(database(), settings(), show_progress=False)
             st.rerun()
-    except (ValueError, WriterBusyError) as error:
+    except (ValueError, WriterBusyError, StorageFullError) as error:
         st.error(str(error))
 
 

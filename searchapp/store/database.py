@@ -8,14 +8,17 @@ front instead of failing half-way with "database is locked").
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from searchapp.errors import StorageFullError
 from searchapp.store.schema import Base, StoreState
 
 _FTS_DDL = (
@@ -33,6 +36,16 @@ _FTS_DDL = (
 
 class WriterBusyError(RuntimeError):
     """Another process is writing to the same home."""
+
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_storage_full(error: BaseException) -> bool:
+    """Is ``error`` the disk (or a quota, or a file size limit) running out?"""
+    if isinstance(error, OperationalError):
+        return "database or disk is full" in str(error.orig)
+    return isinstance(error, OSError) and error.errno in FULL_ERRNOS
 
 
 class Database:
@@ -73,9 +86,14 @@ class Database:
         """A write transaction, committed when the block ends and rolled back on any error."""
         with self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
-                yield session
-                session.flush()
+            try:
+                with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
+                    yield session
+                    session.flush()
+            except (OperationalError, OSError) as error:
+                if is_storage_full(error):
+                    raise StorageFullError(f"the database {self.engine.url.database}") from error
+                raise
 
     @contextmanager
     def writer_lock(self, timeout: float = 0) -> Iterator[None]:

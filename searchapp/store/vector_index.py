@@ -1,9 +1,12 @@
 """The FAISS vector index of one generation: keyed by chunk id, saved atomically, checked on open.
 
-The file is a cache of the ``embeddings`` table. It is written to a temporary file, fsynced, renamed
-over the old one and the directory fsynced; then one SQL transaction records its checksum, vector
-count and highest chunk id. On open the file is verified and reconciled with SQL; any mismatch is
-repaired from the stored embeddings, never by re-encoding.
+The file is a cache of the ``embeddings`` table. Each save writes a new file under a name of its own
+(temporary file, fsync, rename, directory fsync); then one SQL transaction records its name,
+checksum, vector count and highest chunk id, and only after that commit is the previous file
+deleted. So the file SQL names is always complete and never changes under a reader, and a crash
+anywhere in between leaves at worst a file no generation names, removed by the next writer. On open
+the file is verified and reconciled with SQL; any mismatch is repaired from the stored embeddings,
+never by re-encoding.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from searchapp.faults import crash_point
+from searchapp.store.database import Database, StorageFullError, is_storage_full
 from searchapp.store.schema import Embedding, IndexGeneration
 
 log = logging.getLogger(__name__)
@@ -82,16 +88,26 @@ class VectorIndex:
     def save(self, path: Path) -> str:
         """Write atomically (temp file, fsync, rename, fsync dir); returns the file's sha256."""
         data = faiss.serialize_index(self.index).tobytes()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as error:
+            if is_storage_full(error):
+                raise StorageFullError(f"the vector index file {path.name}") from error
+            raise
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                half = len(data) // 2
+                handle.write(data[:half])
+                crash_point("index-write")
+                handle.write(data[half:])
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp_name, path)
-        except BaseException:
+        except BaseException as error:
             Path(tmp_name).unlink(missing_ok=True)
+            if is_storage_full(error):
+                raise StorageFullError(f"the vector index file {path.name}") from error
             raise
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -121,16 +137,36 @@ class VectorIndex:
         return cls(dimension, index)
 
 
-def remove_stale_temporary_files(index_dir: Path) -> list[Path]:
-    """Delete temporary index files left by a writer that died mid-save (call under the lock)."""
-    stale = list(index_dir.glob(".generation-*.tmp")) if index_dir.is_dir() else []
-    for path in stale:
+def new_index_file_path(index_dir: Path, generation_id: int) -> Path:
+    """A name no earlier save of this generation used."""
+    return index_dir / f"generation-{generation_id}-{time.time_ns():x}.faiss"
+
+
+def recorded_index_file(index_dir: Path, generation: IndexGeneration) -> Path | None:
+    """The file SQL names for this generation, or None before its first save."""
+    return index_dir / generation.file_name if generation.file_name else None
+
+
+def leftover_index_files(session: Session, index_dir: Path) -> list[Path]:
+    """Temporary files of a save that died, and index files no generation names."""
+    if not index_dir.is_dir():
+        return []
+    named = set(
+        session.scalars(
+            select(IndexGeneration.file_name).where(IndexGeneration.file_name.is_not(None))
+        )
+    )
+    temporary = list(index_dir.glob(".generation-*.tmp"))
+    return temporary + [p for p in index_dir.glob("generation-*.faiss") if p.name not in named]
+
+
+def remove_leftover_index_files(db: Database, index_dir: Path) -> list[Path]:
+    """Delete ``leftover_index_files`` (call with the writer lock held, outside a transaction)."""
+    with db.read() as session:
+        leftovers = leftover_index_files(session, index_dir)
+    for path in leftovers:
         path.unlink(missing_ok=True)
-    return stale
-
-
-def index_file_path(index_dir: Path, generation_id: int) -> Path:
-    return index_dir / f"generation-{generation_id}.faiss"
+    return leftovers
 
 
 def live_chunk_ids(session: Session, generation_id: int) -> np.ndarray:
@@ -163,11 +199,11 @@ def open_index(
     session: Session, generation: IndexGeneration, index_dir: Path, dimension: int
 ) -> tuple[VectorIndex, SyncReport]:
     """Load a generation's index file and make it agree exactly with SQL's live chunk ids."""
-    path = index_file_path(index_dir, generation.id)
+    path = recorded_index_file(index_dir, generation)
     live = live_chunk_ids(session, generation.id)
     reason = ""
     index: VectorIndex | None = None
-    if generation.checksum is not None:
+    if path is not None and generation.checksum is not None:
         try:
             index = VectorIndex.load(
                 path,
@@ -183,7 +219,9 @@ def open_index(
         index = VectorIndex(dimension)
         ids, vectors = fetch_vectors(session, generation.id, live, dimension)
         index.add(ids, vectors)
-        if generation.checksum is not None:  # a recorded file was damaged: worth saying
+        if path is not None and not path.exists() and _saved_since(index_dir, generation):
+            log.info("Generation %d was saved again meanwhile; loaded from SQL.", generation.id)
+        elif generation.checksum is not None:  # a recorded file was damaged: worth saying
             log.warning(
                 "Rebuilt the vector index of generation %d from %d stored embeddings (%s).",
                 generation.id,
@@ -210,14 +248,35 @@ def reconcile(
     return len(ids), removed
 
 
+def _saved_since(index_dir: Path, generation: IndexGeneration) -> bool:
+    """Did a writer replace this generation's file after our snapshot named it?"""
+    return any(
+        p.name != generation.file_name for p in index_dir.glob(f"generation-{generation.id}-*")
+    )
+
+
 def save_index(
     session: Session, generation: IndexGeneration, index: VectorIndex, index_dir: Path
 ) -> None:
-    """Write the file, then record its checksum, count and highest id (caller's transaction)."""
-    checksum = index.save(index_file_path(index_dir, generation.id))
+    """Write a new file, then record it in ``generation`` (the caller's transaction).
+
+    The previous file stays until that transaction has committed; ``commit_index`` does both.
+    """
+    path = new_index_file_path(index_dir, generation.id)
+    checksum = index.save(path)
+    crash_point("index-renamed")
     ids = index.ids()
-    generation.file_name = index_file_path(index_dir, generation.id).name
+    generation.file_name = path.name
     generation.checksum = checksum
     generation.vector_count = len(index)
     generation.max_chunk_id = int(ids.max()) if len(ids) else 0
     session.add(generation)
+
+
+def commit_index(
+    db: Database, generation: IndexGeneration, index: VectorIndex, index_dir: Path
+) -> None:
+    """Save ``index`` as ``generation``'s file, commit, then delete the file it replaces."""
+    with db.write() as session:
+        save_index(session, session.merge(generation), index, index_dir)
+    remove_leftover_index_files(db, index_dir)
