@@ -103,3 +103,24 @@ def test_full_disk_fails_cleanly_and_the_rerun_finishes(small_disk: Path, tmp_pa
     check = _searchapp(home, "check")
     assert check.returncode == 0, check.stdout
     assert "leftover files: none" in check.stdout
+
+
+def test_index_file_that_does_not_fit_leaves_the_old_file_and_no_temporary(
+    small_disk: Path,
+) -> None:
+    import numpy as np
+
+    from searchapp.errors import StorageFullError
+    from searchapp.store.vector_index import VectorIndex
+
+    index = VectorIndex(384)
+    rng = np.random.default_rng(0)
+    index.add(np.arange(1, 201), rng.standard_normal((200, 384)).astype(np.float32))
+    old = small_disk / "index" / "generation-1-old.faiss"
+    old.parent.mkdir()
+    old.write_bytes(b"the file SQL names")
+    _fill(small_disk, leave_kib=64)  # the index needs about 300 KiB
+    with pytest.raises(StorageFullError, match="No space left for the vector index file"):
+        index.save(small_disk / "index" / "generation-1-new.faiss")
+    assert sorted(p.name for p in old.parent.iterdir()) == ["generation-1-old.faiss"]
+    assert old.read_bytes() == b"the file SQL names"

@@ -161,3 +161,39 @@ def test_hostile_folder_is_indexed_and_every_bad_file_is_named(tmp_path: Path) -
     assert json.loads(search.stdout)["results"][0]["path"].endswith("good.md")
     search = _searchapp(home, "search", "someone is choking", "--json", "--k", "1")
     assert json.loads(search.stdout)["results"][0]["path"].endswith("good.pdf")
+
+
+def test_oversized_file_is_refused_without_being_read(docs_copy: Path, home) -> None:  # type: ignore[no-untyped-def]
+    from indexer.folders import MAX_FILE_BYTES, index_folders
+
+    huge = docs_copy / "huge.txt"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)  # sparse: the size is there, the disk is not used
+    summary = index_folders(home, [docs_copy], show_progress=False)
+    assert [(Path(p).name, r) for p, r in summary.failed] == [
+        ("huge.txt", "file too large (64 MiB; the limit is 64 MiB)")
+    ]
+    assert summary.added == 12
+
+
+def test_file_vanishing_mid_run_is_reported_and_forgotten(docs_copy: Path, home) -> None:  # type: ignore[no-untyped-def]
+    from indexer.folders import index_folders
+    from searchapp.search import Searcher
+
+    victim = docs_copy / "coffee" / "espresso-dialing-in.md"
+    assert victim.exists()
+
+    def delete_victim_midway(done: int, total: int, path: str) -> None:
+        if path == str(victim):
+            victim.unlink()  # the walk listed it; the indexer is about to read it
+
+    index_folders(home, [docs_copy], show_progress=False)
+    victim.write_text(victim.read_text() + "\nEdited: a new line about crema.")
+    summary = index_folders(
+        home, [docs_copy], show_progress=False, on_progress=delete_victim_midway
+    )
+    assert not victim.exists()
+    assert (str(victim), "vanished during the run") in summary.skipped
+    assert summary.removed == 1 and not summary.failed
+    paths = {r.path for r in Searcher(home).search("espresso crema", k=20, mode="keyword")}
+    assert str(victim) not in paths
