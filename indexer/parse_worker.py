@@ -13,6 +13,7 @@ child subverted by a malicious file cannot run code in the indexer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -28,6 +29,7 @@ from indexer.loaders import LoadedText, NotADocument, UnreadableFileError, load_
 
 _HEADER = struct.Struct(">Q")
 _EXIT_OUT_OF_MEMORY = 86
+_READY = b"ready"
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -98,56 +100,74 @@ class ParseWorker:
             ) from None
         if reply is None:
             raise UnreadableFileError(self._death_reason())
-        answer = json.loads(reply)
-        if answer["ok"]:
-            return LoadedText(answer["text"], answer["title"], answer["file_type"])
-        if answer["kind"] == "not-a-document":
-            raise NotADocument(answer["reason"])
-        raise UnreadableFileError(answer["reason"])
+        try:
+            answer = json.loads(reply)
+            if answer["ok"]:
+                return LoadedText(str(answer["text"]), str(answer["title"]), answer["file_type"])
+            kind, reason = answer["kind"], str(answer["reason"])
+        except (ValueError, KeyError, TypeError):
+            self._stop()
+            raise UnreadableFileError("the parsing process answered nonsense; stopped") from None
+        if kind == "not-a-document":
+            raise NotADocument(reason)
+        raise UnreadableFileError(reason)
 
     def close(self) -> None:
         process, self._process = self._process, None
         if process is None:
             return
         assert process.stdin is not None
-        process.stdin.close()  # the child exits at end of input
         try:
+            process.stdin.close()  # the child exits at end of input
             process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        except (OSError, subprocess.TimeoutExpired):
+            _kill(process)
 
     def _running(self) -> subprocess.Popen[bytes]:
         if self._process is not None and self._process.poll() is None:
             return self._process
-        env = dict(os.environ)
+        env = dict(os.environ)  # importable from a checkout too, after the installed packages
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH")) if p
+            p for p in (env.get("PYTHONPATH"), str(_PROJECT_ROOT)) if p
         )
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "indexer.parse_worker", "--memory-mb", str(self.memory_mb)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
+        # -P: the folder being indexed (the working directory) must never shadow a module.
+        command = [sys.executable, "-P", "-m", "indexer.parse_worker",
+                   "--memory-mb", str(self.memory_mb), "--parent", str(os.getpid())]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            start_new_session=os.name == "posix",  # its own group: a kill takes its children too
+        )  # fmt: skip
+        self._process = process
         self._replies = queue.Queue()
-        threading.Thread(
-            target=self._pump, args=(self._process.stdout, self._replies), daemon=True
-        ).start()
-        return self._process
+        threading.Thread(target=self._pump, args=(process.stdout, self._replies),
+                         daemon=True).start()  # fmt: skip
+        try:  # it says "ready" once its imports are done, so that they do not eat the time limit
+            ready = self._replies.get(timeout=max(60.0, self.timeout))
+        except queue.Empty:
+            ready = None
+        if ready != _READY:
+            self._stop()
+            raise RuntimeError(
+                "The file-parsing process did not start (see the messages above); "
+                f"check that `{sys.executable} -m indexer.parse_worker --help` runs."
+            )
+        return process
 
     @staticmethod
     def _pump(stream: BinaryIO, replies: queue.Queue[bytes | None]) -> None:
         """Move the child's answers into ``replies``; None marks its end."""
-        while (frame := _read_frame(stream)) is not None:
-            replies.put(frame)
-        replies.put(None)
+        try:
+            while (frame := _read_frame(stream)) is not None:
+                replies.put(frame)
+        except (OSError, ValueError, MemoryError):
+            pass  # a broken stream ends like a closed one
+        finally:
+            replies.put(None)
 
     def _stop(self) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.kill()
-            process.wait()
+            _kill(process)
 
     def _death_reason(self) -> str:
         process, self._process = self._process, None
@@ -164,6 +184,16 @@ class ParseWorker:
         return f"parser process exited unexpectedly (exit code {code})"
 
 
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill the worker and anything it started, and reap it."""
+    if os.name == "posix":
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    else:
+        process.kill()
+    process.wait()
+
+
 def _limit_memory(megabytes: int) -> None:
     try:
         import resource
@@ -176,9 +206,32 @@ def _limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _die_with_parent(parent: int) -> None:
+    """A worker whose indexer was killed must not go on parsing (Linux: PR_SET_PDEATHSIG)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the indexer's to handle
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        sys.exit(0)
+
+
+def _preload_parsers() -> None:
+    """Import the parsers' libraries up front, so a file's time limit is its parsing only."""
+    import importlib
+
+    for module in ("pypdfium2", "docx", "selectolax.lexbor", "charset_normalizer"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+
 def _answer(path: Path, data: bytes) -> dict[str, object]:
     try:
         loaded = load_file(path, data)
+        return {"ok": True, "text": str(loaded.text), "title": str(loaded.title),
+                "file_type": str(loaded.file_type)}  # fmt: skip
     except NotADocument as error:
         return {"ok": False, "kind": "not-a-document", "reason": str(error)}
     except UnreadableFileError as error:
@@ -188,28 +241,30 @@ def _answer(path: Path, data: bytes) -> dict[str, object]:
     except Exception as error:  # a parser bug costs this file only
         return {"ok": False, "kind": "error", "reason": f"parser error ({type(error).__name__}: "
                 f"{error})"}  # fmt: skip
-    return {"ok": True, "text": loaded.text, "title": loaded.title, "file_type": loaded.file_type}
 
 
-def serve(memory_mb: int) -> int:
+def serve(memory_mb: int, parent: int) -> int:
     """The child's loop: answer each request until the parent closes our stdin."""
     # Frames go to a private copy of stdout; anything a parser prints lands on stderr instead.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     requests = sys.stdin.buffer
+    _die_with_parent(parent)
+    _preload_parsers()
     _limit_memory(memory_mb)
-    while (raw_path := _read_frame(requests)) is not None:
-        data = _read_frame(requests)
-        if data is None:
-            return 0
-        try:
+    _write_frame(replies, _READY)
+    replies.flush()
+    try:
+        while (raw_path := _read_frame(requests)) is not None:
+            data = _read_frame(requests)
+            if data is None:
+                return 0
             answer = _answer(Path(os.fsdecode(raw_path)), data)
             del data
-            payload = json.dumps(answer).encode()
-        except MemoryError:
-            return _EXIT_OUT_OF_MEMORY  # the heap may be in pieces: let the parent start afresh
-        _write_frame(replies, payload)
-        replies.flush()
+            _write_frame(replies, json.dumps(answer).encode())
+            replies.flush()
+    except MemoryError:
+        return _EXIT_OUT_OF_MEMORY  # the heap may be in pieces: the parent starts a fresh one
     return 0
 
 
@@ -218,4 +273,6 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description="searchapp's file-parsing worker (internal)")
     parser.add_argument("--memory-mb", type=int, required=True)
-    sys.exit(serve(parser.parse_args().memory_mb))
+    parser.add_argument("--parent", type=int, required=True, help="the indexer's process id")
+    arguments = parser.parse_args()
+    sys.exit(serve(arguments.memory_mb, arguments.parent))

@@ -74,14 +74,25 @@ def check_store(settings: Settings, db: Database) -> HealthReport:
 
 
 def _leftovers_check(settings: Settings, db: Database) -> tuple[str, bool, str]:
-    """Temporary or unnamed index files, judged only while no writer runs (a writer has some)."""
+    """Temporary or unnamed index files. A running writer has some for a moment, so: not judged
+    while one runs, and only files seen both before and after reading SQL's names count."""
     try:
-        with db.writer_lock(), db.read() as session:
-            leftovers = leftover_index_files(session, settings.index_dir)
+        with db.writer_lock():
+            pass  # free now: no writer was running (the lock is not held while we look)
     except WriterBusyError:
         return "leftover files", True, "not judged: another process is writing"
-    names = ", ".join(sorted(p.name for p in leftovers))
-    return "leftover files", not leftovers, names or "none"
+    except OSError as error:  # a read-only home: the lock file cannot be made
+        return "leftover files", True, f"not judged: {error}"
+    before = _index_files(settings)
+    with db.read() as session:
+        leftovers = {p.name for p in leftover_index_files(session, settings.index_dir)}
+    names = sorted(leftovers & before & _index_files(settings))
+    return "leftover files", not names, ", ".join(names) or "none"
+
+
+def _index_files(settings: Settings) -> set[str]:
+    directory = settings.index_dir
+    return {p.name for p in directory.iterdir()} if directory.is_dir() else set()
 
 
 def _file_check(

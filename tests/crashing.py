@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from indexer.generations import drop_generation
 from searchapp.encoder import EncoderSpec
@@ -128,29 +128,35 @@ def promote_command(home: Settings) -> list[str]:
 
 
 def crash_round(
-    home: Settings, folder: Path, kind: str, rng: random.Random, round_number: int
+    home: Settings,
+    folder: Path,
+    kind: str,
+    rng: random.Random,
+    round_number: int,
+    durations: dict[str, float] | None = None,
 ) -> Round:
-    """Edit, kill at ``kind``, check the reader's view, rerun to completion, check everything."""
+    """Edit, kill at ``kind``, check the reader's view, rerun to completion, check everything.
+
+    Random kills land within the duration of the last complete run of the same command
+    (``durations``, updated here; 10 s when unknown), so that most of them hit a running job.
+    """
+    durations = durations if durations is not None else {}
     started = time.perf_counter()
     edit_folder(folder, rng, round_number)
     before = served(home)
     promotion = kind in ("re-embed", "random-promote")
-    if promotion:
-        command = promote_command(home)
-        if kind == "re-embed":
-            killed = run_killed(command, crash_at="re-embed")
-        else:
-            killed = run_killed(command, delay=rng.uniform(0.5, 8.0))
+    command = promote_command(home) if promotion else index_command(home, folder)
+    job = "promote" if promotion else "index"
+    if kind in ("random", "random-promote"):
+        killed = run_killed(command, delay=rng.uniform(0.1, 0.9) * durations.get(job, 10.0))
     else:
-        command = index_command(home, folder)
-        if kind == "random":
-            killed = run_killed(command, delay=rng.uniform(0.5, 10.0))
-        else:
-            killed = run_killed(command, crash_at=kind)
+        killed = run_killed(command, crash_at=kind)
     assert_readers_consistent(home)
-    if promotion and killed:
-        assert served(home) == before, "a killed promotion switched the served generation"
+    if promotion and killed and served(home) != before:
+        assert_complete(home)  # killed after the switch: the new generation must be whole
+    rerun_started = time.perf_counter()
     run_to_completion(command)
+    durations[job] = time.perf_counter() - rerun_started
     assert_recovered(home, None if promotion else folder)
     if promotion:
         now = served(home)
@@ -166,21 +172,30 @@ def assert_readers_consistent(home: Settings) -> None:
     with db.read() as session:
         if active_generation(session) is None:
             return  # killed before the first commit: nothing indexed yet
-    searcher = Searcher(home)
-    assert_dense_search_exact(searcher)
-    for result in searcher.search("varroa mites", k=5, mode="keyword"):
-        assert result.chunk_text and result.path  # every hit points at a live chunk
+    with db.read() as session:  # the keyword index holds exactly the live chunks
+        fts = set(session.scalars(text("SELECT rowid FROM chunks_fts")))
+        assert fts == set(session.scalars(select(Chunk.id)))
+    assert_dense_search_exact(Searcher(home))
+
+
+def assert_complete(home: Settings) -> None:
+    """The served generation has a vector for every live chunk."""
+    with Database(home.database_url).read() as session:
+        generation = active_generation(session)
+        chunk_ids = sorted(session.scalars(select(Chunk.id)))
+        assert sorted(live_chunk_ids(session, generation.id).tolist()) == chunk_ids
 
 
 def assert_recovered(home: Settings, folder: Path | None) -> None:
     """After a completed rerun: consistent, tidy, correct, pure, and the folder fully indexed."""
     assert_readers_consistent(home)
+    assert_complete(home)
+    searcher = Searcher(home)
+    searcher.search("bees", k=1, mode="dense")
+    sync = searcher.last_sync  # the file SQL names is whole and current: nothing to repair
+    assert sync is not None and not sync.rebuilt and sync.added == sync.removed == 0, sync
     db = Database(home.database_url)
     with db.read() as session:
-        generation = active_generation(session)
-        assert generation is not None
-        chunk_ids = sorted(session.scalars(select(Chunk.id)))
-        assert sorted(live_chunk_ids(session, generation.id).tolist()) == chunk_ids
         leftovers = leftover_index_files(session, home.index_dir)
         assert not leftovers, f"leftover index files: {leftovers}"
         stored_paths = set(session.scalars(select(Document.path)))

@@ -35,8 +35,10 @@ def test_indexer_killed_at_random_moments_recovers(tmp_path: Path) -> None:
                              capture_output=True, check=False)  # fmt: skip
     assert missing.returncode == 2  # a missing folder is refused before anything is written
     rng = random.Random(1)
+    durations: dict[str, float] = {}  # each kill lands within the last complete run's duration
     # The first kill lands in the very first run, before or after its first commit.
-    rounds = [crashing.crash_round(home, folder, "random", rng, n) for n in range(RANDOM_KILLS)]
+    rounds = [crashing.crash_round(home, folder, "random", rng, n, durations)
+              for n in range(RANDOM_KILLS)]  # fmt: skip
     assert sum(r.killed for r in rounds) >= 2, "most kills should land before the run finished"
     check = subprocess.run(crashing.searchapp(home, "check"), capture_output=True, text=True,
                            check=False)  # fmt: skip

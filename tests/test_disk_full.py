@@ -106,21 +106,36 @@ def test_full_disk_fails_cleanly_and_the_rerun_finishes(small_disk: Path, tmp_pa
 
 
 def test_index_file_that_does_not_fit_leaves_the_old_file_and_no_temporary(
-    small_disk: Path,
+    small_disk: Path, tmp_path: Path
 ) -> None:
     import numpy as np
 
     from searchapp.errors import StorageFullError
-    from searchapp.store.vector_index import VectorIndex
+    from searchapp.store.database import Database
+    from searchapp.store.schema import IndexGeneration, ModelVersion
+    from searchapp.store.vector_index import VectorIndex, commit_index
 
+    db = Database(f"sqlite:///{tmp_path / 'meta.db'}")  # the database has room; the index not
+    with db.write() as session:
+        version = ModelVersion(name="m", pooling="mean", max_seq_length=256, dimension=384,
+                               fingerprint="f")  # fmt: skip
+        session.add(version)
+        session.flush()
+        generation = IndexGeneration(model_version_id=version.id, status="active",
+                                     file_name="generation-1-old.faiss", checksum="c")  # fmt: skip
+        session.add(generation)
+    index_dir = small_disk / "index"
+    index_dir.mkdir()
+    old = index_dir / "generation-1-old.faiss"
+    old.write_bytes(b"the file SQL names")
     index = VectorIndex(384)
     rng = np.random.default_rng(0)
     index.add(np.arange(1, 201), rng.standard_normal((200, 384)).astype(np.float32))
-    old = small_disk / "index" / "generation-1-old.faiss"
-    old.parent.mkdir()
-    old.write_bytes(b"the file SQL names")
     _fill(small_disk, leave_kib=64)  # the index needs about 300 KiB
+
     with pytest.raises(StorageFullError, match="No space left for the vector index file"):
-        index.save(small_disk / "index" / "generation-1-new.faiss")
-    assert sorted(p.name for p in old.parent.iterdir()) == ["generation-1-old.faiss"]
+        commit_index(db, generation, index, index_dir)
+    assert sorted(p.name for p in index_dir.iterdir()) == ["generation-1-old.faiss"]
     assert old.read_bytes() == b"the file SQL names"
+    with db.read() as session:
+        assert session.get(IndexGeneration, generation.id).file_name == "generation-1-old.faiss"

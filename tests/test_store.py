@@ -13,7 +13,7 @@ from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database, WriterBusyError
 from searchapp.store.schema import Chunk
-from searchapp.store.vector_index import recorded_index_file
+from searchapp.store.vector_index import live_chunk_ids, open_index, recorded_index_file
 from searchapp.versions import active_generation
 
 QUERIES = ["varroa mite treatment", "grind size for espresso", "storing coffee beans"]
@@ -69,6 +69,22 @@ def test_each_save_writes_a_new_file_and_removes_the_one_it_replaces(
     assert second is not None and second != first
     assert sorted(home.index_dir.iterdir()) == [second]  # the replaced file is gone, nothing else
     assert Searcher(home).search("honey wine", k=1)[0].path.endswith("mead.txt")
+
+
+def test_a_reader_whose_file_was_replaced_meanwhile_loads_its_successor(
+    indexed: tuple[Settings, Path, list], docs_copy: Path
+) -> None:
+    home, first, _ = indexed
+    db = Database(home.database_url)
+    with db.read() as session:
+        generation = active_generation(session)  # this snapshot names the first file
+        (docs_copy / "bees" / "mead.txt").write_text("Mead is wine made by fermenting honey.")
+        (docs_copy / "coffee" / "storing-beans.txt").unlink()
+        index_folders(home, [docs_copy], show_progress=False)  # saves anew, deletes the first
+        assert not first.exists()
+        index, sync = open_index(session, generation, home.index_dir, 384)
+        assert not sync.rebuilt and sync.removed >= 1 and sync.added >= 1
+        assert sorted(index.ids().tolist()) == sorted(live_chunk_ids(session, generation.id))
 
 
 def test_vectors_committed_but_never_saved_are_replayed(indexed: tuple, tmp_path: Path) -> None:

@@ -90,6 +90,8 @@ class Database:
                 with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
                     yield session
                     session.flush()
+            except StorageFullError:
+                raise  # already says which file
             except (OperationalError, OSError) as error:
                 if is_storage_full(error):
                     raise StorageFullError(f"the database {self.engine.url.database}") from error
@@ -132,7 +134,9 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (see module docstring)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before it returns, so the index file a commit names is never
+        # deleted while a power cut could still roll that commit back.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()

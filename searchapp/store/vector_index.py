@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import tempfile
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +139,7 @@ class VectorIndex:
 
 def new_index_file_path(index_dir: Path, generation_id: int) -> Path:
     """A name no earlier save of this generation used."""
-    return index_dir / f"generation-{generation_id}-{time.time_ns():x}.faiss"
+    return index_dir / f"generation-{generation_id}-{secrets.token_hex(8)}.faiss"
 
 
 def recorded_index_file(index_dir: Path, generation: IndexGeneration) -> Path | None:
@@ -164,9 +164,14 @@ def remove_leftover_index_files(db: Database, index_dir: Path) -> list[Path]:
     """Delete ``leftover_index_files`` (call with the writer lock held, outside a transaction)."""
     with db.read() as session:
         leftovers = leftover_index_files(session, index_dir)
+    removed = []
     for path in leftovers:
-        path.unlink(missing_ok=True)
-    return leftovers
+        try:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        except OSError as error:  # tidying up; never a reason to fail a run that committed
+            log.warning("Could not remove the leftover index file %s: %s", path, error)
+    return removed
 
 
 def live_chunk_ids(session: Session, generation_id: int) -> np.ndarray:
@@ -213,15 +218,15 @@ def open_index(
             )
         except CorruptIndexError as error:
             reason = str(error)
+            if not path.exists():  # a writer saved again after our snapshot named this file
+                index = _load_successor(index_dir, generation, dimension)
     elif len(live):
         reason = "no index file was saved yet"  # a new generation, or a first run that died
     if index is None:
         index = VectorIndex(dimension)
         ids, vectors = fetch_vectors(session, generation.id, live, dimension)
         index.add(ids, vectors)
-        if path is not None and not path.exists() and _saved_since(index_dir, generation):
-            log.info("Generation %d was saved again meanwhile; loaded from SQL.", generation.id)
-        elif generation.checksum is not None:  # a recorded file was damaged: worth saying
+        if generation.checksum is not None:  # a recorded file was damaged: worth saying
             log.warning(
                 "Rebuilt the vector index of generation %d from %d stored embeddings (%s).",
                 generation.id,
@@ -248,11 +253,26 @@ def reconcile(
     return len(ids), removed
 
 
-def _saved_since(index_dir: Path, generation: IndexGeneration) -> bool:
-    """Did a writer replace this generation's file after our snapshot named it?"""
-    return any(
-        p.name != generation.file_name for p in index_dir.glob(f"generation-{generation.id}-*")
+def _load_successor(
+    index_dir: Path, generation: IndexGeneration, dimension: int
+) -> VectorIndex | None:
+    """The newest other file of this generation, if one reads: a reader whose snapshot named a
+    file that a writer has since replaced (and deleted) loads its successor instead, and
+    ``reconcile`` then makes it agree with the reader's snapshot exactly. A chunk's vector never
+    changes within a generation and chunk ids are never reused, so this is safe."""
+    candidates = sorted(
+        index_dir.glob(f"generation-{generation.id}-*.faiss"),
+        key=lambda p: p.stat().st_mtime_ns if p.exists() else 0,
+        reverse=True,
     )
+    for candidate in candidates:
+        try:
+            index = faiss.deserialize_index(np.frombuffer(candidate.read_bytes(), dtype=np.uint8))
+        except (OSError, RuntimeError):
+            continue
+        if index.d == dimension:
+            return VectorIndex(dimension, index)
+    return None
 
 
 def save_index(
@@ -278,5 +298,7 @@ def commit_index(
 ) -> None:
     """Save ``index`` as ``generation``'s file, commit, then delete the file it replaces."""
     with db.write() as session:
-        save_index(session, session.merge(generation), index, index_dir)
+        row = session.get(IndexGeneration, generation.id)
+        assert row is not None, f"generation {generation.id} vanished"
+        save_index(session, row, index, index_dir)
     remove_leftover_index_files(db, index_dir)
