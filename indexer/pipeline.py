@@ -188,8 +188,9 @@ class IndexWriter:
         elif self._dirty:
             try:
                 self.save()  # a head start for the next open; SQL stays the truth either way
-            except Exception:  # the disk may be full: the error being raised is the one to show
-                log.warning("The vector index file was not saved; the next run rebuilds it.")
+            except Exception as error:  # a full disk, say: the error in flight is the one to show
+                log.warning("The vector index file was not saved (%s); the next run catches up "
+                            "from SQL.", error)  # fmt: skip
 
     def add(self, document: SourceDocument, source_id: int, replaces: int | None = None) -> int:
         """Queue ``document`` (replacing document ``replaces``); returns its number of chunks."""
