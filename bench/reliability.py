@@ -201,8 +201,9 @@ def concurrency(work: Path, readers: int, seconds: float) -> dict[str, object]:
     crashing.run_to_completion(crashing.index_command(home, folder))
     crashing.add_second_version(home)
     command = [sys.executable, "-c", READER, str(home.home), str(seconds)]
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
-                 for _ in range(readers)]  # fmt: skip
+    # Answers go to files: a pipe nobody reads until the end would fill and stall the readers.
+    outputs = [work / "concurrency" / f"reader-{n}.jsonl" for n in range(readers)]
+    processes = [subprocess.Popen(command, stdout=out.open("w"), cwd=REPO) for out in outputs]
     started = time.monotonic()
     writes = 0
     rng = random.Random(3)
@@ -218,9 +219,9 @@ def concurrency(work: Path, readers: int, seconds: float) -> dict[str, object]:
         crashing.run_to_completion(crashing.promote_command(home))
         writes += 1
     samples, first = [], []
-    for process in processes:
-        out, _ = process.communicate(timeout=600)
-        answers = [json.loads(line) for line in out.splitlines()]
+    for process, output in zip(processes, outputs, strict=True):
+        process.wait(timeout=600)
+        answers = [json.loads(line) for line in output.read_text().splitlines()]
         first.append(answers[0]["ms"])  # opening the home and loading the model
         samples.extend(answers[1:])
     latencies = sorted(s["ms"] for s in samples)
@@ -242,7 +243,7 @@ def concurrency(work: Path, readers: int, seconds: float) -> dict[str, object]:
     }
 
 
-def write_table(results: dict[str, object], command: str) -> None:
+def write_table(results: dict[str, object], commands: dict[str, str]) -> None:
     rows = ["| fault | runs | failed | outcome |", "|---|---:|---:|---|"]
     for kind, tally in results.get("kills", {}).items():
         rows.append(f"| kill -9: {kind} | {tally['rounds']} | {tally['failed']} | "
@@ -264,9 +265,8 @@ def write_table(results: dict[str, object], command: str) -> None:
             f"p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms, max {c['max_ms']} ms (a switch loads "
             "the new model) |"
         )
-    table = "\n".join(
-        [f"Made by `{command}` on {time.strftime('%Y-%m-%d')}.", "", *rows]
-    )  # fmt: skip
+    made = sorted(set(commands.values()))
+    table = "\n".join(["Made by " + "; ".join(f"`{c}`" for c in made) + ".", "", *rows])
     page = DOCS / "RELIABILITY.md"
     text = page.read_text()
     begin, end = "<!-- stress:begin -->", "<!-- stress:end -->"
@@ -292,7 +292,11 @@ def main() -> int:
                         help="free space left on the tmpfs in each full-disk round")  # fmt: skip
     args = parser.parse_args()
     command = "python bench/reliability.py " + " ".join(sys.argv[1:])
-    results: dict[str, object] = {}
+    results_path = DOCS / "reliability.json"  # sections not run this time keep their figures
+    results: dict[str, object] = (
+        json.loads(results_path.read_text()) if results_path.exists() else {}
+    )
+    commands = results.pop("commands", {})
     with tempfile.TemporaryDirectory(prefix="searchapp-stress-") as tmp:
         work = Path(tmp)
         if "kills" not in args.skip:
@@ -303,8 +307,12 @@ def main() -> int:
             results["disk-full"] = disk_full(work, args.disk_left_kib)
         if "concurrency" not in args.skip:
             results["concurrency"] = concurrency(work, args.readers, args.reader_seconds)
-    (DOCS / "reliability.json").write_text(json.dumps(results, indent=2) + "\n")
-    write_table(results, command.strip())
+    for section in SECTIONS:
+        if section not in args.skip:
+            commands[section] = f"{command.strip()} ({time.strftime('%Y-%m-%d')})"
+    write_table(results, commands)
+    results["commands"] = commands
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
     failed = sum(t["failed"] for group in ("kills", "corruption") for t in
                  results.get(group, {}).values())  # fmt: skip
     failed += results.get("disk-full", {}).get("failed", 0)

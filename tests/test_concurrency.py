@@ -52,7 +52,9 @@ def test_searches_never_fail_while_indexing_and_promotion_switch_generations(
     index_folders(home, [folder], show_progress=False)
 
     command = [sys.executable, "-c", READER, str(home.home), "60"]
-    readers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(READERS)]
+    # Answers go to files: a pipe nobody reads until the end would fill and stall the readers.
+    outputs = [tmp_path / f"reader-{n}.jsonl" for n in range(READERS)]
+    readers = [subprocess.Popen(command, stdout=out.open("w")) for out in outputs]
     # The writer: more documents, then a new model version (cls pooling) promoted over them.
     shutil.copytree(DATA / "docs" / "coffee", folder / "coffee")
     shutil.copytree(DATA / "docs" / "astronomy", folder / "astronomy")
@@ -65,9 +67,9 @@ def test_searches_never_fail_while_indexing_and_promotion_switch_generations(
     generation = promote_version(db, home, version.id, show_progress=False)
 
     samples = []
-    for reader in readers:
-        out, _ = reader.communicate(timeout=300)
-        samples.extend(json.loads(line) for line in out.splitlines())
+    for reader, output in zip(readers, outputs, strict=True):
+        reader.wait(timeout=300)
+        samples.extend(json.loads(line) for line in output.read_text().splitlines())
     errors = [s["error"] for s in samples if s["error"]]
     assert not errors, errors[:5]
     seen = {s["generation"] for s in samples}
