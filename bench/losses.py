@@ -186,9 +186,14 @@ def write_report(results: dict[str, dict]) -> None:
     values = [untuned["dense"]["ndcg@10"], *(results[k]["dense"]["ndcg@10"] for k in keys)]
     drawn = bars.bar(range(len(labels)), values, color=["grey", *["C0"] * len(keys)])
     bars.bar_label(drawn, fmt="%.3f", fontsize=7)
+    reference = [untuned["dense"]["ndcg@10"],
+                 *(_untuned_dense(results, results[k]["pooling"]) for k in keys)]  # fmt: skip
+    bars.scatter(range(len(labels)), reference, marker="_", s=600, color="black", zorder=3,
+                 label="untuned, same pooling")  # fmt: skip
+    bars.legend(fontsize=7, loc="upper left")
     bars.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     bars.set_ylabel("dense nDCG@10 (SciFact test)")
-    bars.set_ylim(min(values) - 0.05, max(values) + 0.03)
+    bars.set_ylim(min(values + reference) - 0.05, max(values) + 0.03)
     for key in keys:
         history = results[key]["loss_history"]
         if history:
