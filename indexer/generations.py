@@ -21,7 +21,6 @@ from searchapp.store.schema import Chunk, Embedding, IndexGeneration, ModelVersi
 from searchapp.store.vector_index import (
     commit_index,
     open_index,
-    recorded_index_file,
     remove_leftover_index_files,
 )
 from searchapp.versions import active_generation
@@ -134,11 +133,9 @@ def drop_generation(db: Database, settings: Settings, generation_id: int) -> Non
             return
         if generation.status == "active":
             raise ValueError(f"Generation {generation_id} is being served; it cannot be dropped.")
-        path = recorded_index_file(settings.index_dir, generation)
         session.execute(delete(Embedding).where(Embedding.generation_id == generation_id))
         session.delete(generation)
-    if path is not None:
-        path.unlink(missing_ok=True)
+    remove_leftover_index_files(db, settings.index_dir)  # its file, no longer named
 
 
 def drop_unfinished(db: Database, settings: Settings) -> list[int]:

@@ -17,12 +17,12 @@ from searchapp.store.schema import Chunk, IndexGeneration, ModelVersion
 from searchapp.store.vector_index import (
     CorruptIndexError,
     VectorIndex,
+    commit_index,
     leftover_index_files,
     live_chunk_ids,
     open_index,
     recorded_index_file,
     remove_leftover_index_files,
-    save_index,
 )
 from searchapp.versions import active_generation
 
@@ -141,17 +141,18 @@ def repair_store(settings: Settings, db: Database) -> list[str]:
                         )
                     )
                     done.append(f"keyword index rebuilt ({chunks} chunks)")
+        with db.read() as session:
             generation = active_generation(session)
             if generation is not None:
                 version = session.get(ModelVersion, generation.model_version_id)
                 assert version is not None
                 index, sync = open_index(session, generation, settings.index_dir, version.dimension)
-                save_index(session, generation, index, settings.index_dir)
-                how = "rebuilt from the stored vectors" if sync.rebuilt else "brought up to date"
-                done.append(
-                    f"index file of generation {generation.id} {how} ({len(index)} vectors)"
-                )
-        leftovers = remove_leftover_index_files(db, settings.index_dir)  # after the commit
+        if generation is None:
+            leftovers = remove_leftover_index_files(db, settings.index_dir)
+        else:
+            leftovers = commit_index(db, generation, index, settings.index_dir)
+            how = "rebuilt from the stored vectors" if sync.rebuilt else "brought up to date"
+            done.append(f"index file of generation {generation.id} {how} ({len(index)} vectors)")
     if leftovers:
         done.append(f"removed {len(leftovers)} leftover index files")
     return done

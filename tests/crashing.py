@@ -234,8 +234,9 @@ def assert_dense_search_exact(searcher: Searcher, k: int = 5) -> None:
             assert doc == want_doc or best[doc] == pytest.approx(best[want_doc], abs=1e-5)
 
 
-def assert_generations_pure(home: Settings, sample: int = 24) -> None:
-    """Each generation's vectors are what its own model makes of the chunk texts (a sample)."""
+def assert_generations_pure(home: Settings, sample: int | None = 24) -> None:
+    """Each generation's vectors are what its own model makes of the chunk texts (the newest
+    ``sample`` chunks; None: all of them)."""
     db = Database(home.database_url)
     with db.read() as session:
         for generation in session.scalars(select(IndexGeneration)):

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from indexer.folders import index_folders
@@ -20,8 +19,9 @@ from indexer.training import PairSources, TrainingOptions, retrain
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
-from searchapp.store.schema import Chunk, Embedding, IndexGeneration
-from searchapp.versions import active_generation, list_versions, load_encoder, spec_of
+from searchapp.store.schema import IndexGeneration
+from searchapp.versions import active_generation, list_versions
+from tests import crashing
 from tests.conftest import DATA
 
 QUICK = {"epochs": 1, "batch_size": 8, "held_out": 0.25}
@@ -113,29 +113,6 @@ def test_forced_promotion_then_rollback_restores_the_results(home: Settings) -> 
     assert statuses == {1: "active", report.version: "retired"}
 
 
-def _assert_generations_pure(home: Settings) -> None:
-    """Each generation's vectors are exactly what its own model makes of the chunk texts."""
-    db = Database(home.database_url)
-    with db.read() as session:
-        generations = session.query(IndexGeneration).all()
-        for generation in generations:
-            rows = (
-                session.query(Chunk.text, Embedding.vector)
-                .join(Embedding, Embedding.chunk_id == Chunk.id)
-                .filter(Embedding.generation_id == generation.id)
-                .all()
-            )
-            if not rows:
-                continue
-            from searchapp.store.schema import ModelVersion
-
-            version = session.get(ModelVersion, generation.model_version_id)
-            encoder = load_encoder(spec_of(version))
-            stored = np.stack([np.frombuffer(v, dtype=np.float32) for _, v in rows])
-            fresh = encoder.encode([text for text, _ in rows])
-            np.testing.assert_allclose(stored, fresh, atol=1e-4)
-
-
 @pytest.mark.parametrize("moment", ["training", "re-embedding"])
 def test_killed_retrain_keeps_serving_and_reruns(home: Settings, moment: str) -> None:
     before = _snapshot(home)
@@ -157,7 +134,7 @@ def test_killed_retrain_keeps_serving_and_reruns(home: Settings, moment: str) ->
     process.wait()
 
     assert _snapshot(home) == before  # the old model keeps serving
-    _assert_generations_pure(home)
+    crashing.assert_generations_pure(home, sample=None)
     rerun = subprocess.run([*command, "--json", "--quiet"], capture_output=True, text=True,
                            timeout=900, check=False)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
@@ -167,4 +144,4 @@ def test_killed_retrain_keeps_serving_and_reruns(home: Settings, moment: str) ->
     with db.read() as session:
         statuses = sorted(g.status for g in session.query(IndexGeneration))
     assert statuses == ["active", "retired"]  # the half-built generation is gone
-    _assert_generations_pure(home)
+    crashing.assert_generations_pure(home, sample=None)

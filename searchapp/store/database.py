@@ -90,9 +90,7 @@ class Database:
                 with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
                     yield session
                     session.flush()
-            except StorageFullError:
-                raise  # already says which file
-            except (OperationalError, OSError) as error:
+            except OperationalError as error:  # SQLite's; the index file reports its own
                 if is_storage_full(error):
                     raise StorageFullError(f"the database {self.engine.url.database}") from error
                 raise

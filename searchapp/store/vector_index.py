@@ -88,14 +88,10 @@ class VectorIndex:
     def save(self, path: Path) -> str:
         """Write atomically (temp file, fsync, rename, fsync dir); returns the file's sha256."""
         data = faiss.serialize_index(self.index).tobytes()
+        tmp_name = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        except OSError as error:
-            if is_storage_full(error):
-                raise StorageFullError(f"the vector index file {path.name}") from error
-            raise
-        try:
             with os.fdopen(fd, "wb") as handle:
                 half = len(data) // 2
                 handle.write(data[:half])
@@ -105,7 +101,8 @@ class VectorIndex:
                 os.fsync(handle.fileno())
             os.replace(tmp_name, path)
         except BaseException as error:
-            Path(tmp_name).unlink(missing_ok=True)
+            if tmp_name is not None:
+                Path(tmp_name).unlink(missing_ok=True)
             if is_storage_full(error):
                 raise StorageFullError(f"the vector index file {path.name}") from error
             raise
@@ -295,10 +292,11 @@ def save_index(
 
 def commit_index(
     db: Database, generation: IndexGeneration, index: VectorIndex, index_dir: Path
-) -> None:
-    """Save ``index`` as ``generation``'s file, commit, then delete the file it replaces."""
+) -> list[Path]:
+    """Save ``index`` as ``generation``'s file, commit, then delete the file it replaces (and
+    any other leftover); returns the files deleted."""
     with db.write() as session:
         row = session.get(IndexGeneration, generation.id)
         assert row is not None, f"generation {generation.id} vanished"
         save_index(session, row, index, index_dir)
-    remove_leftover_index_files(db, index_dir)
+    return remove_leftover_index_files(db, index_dir)
