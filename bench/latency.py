@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from searchapp.beir import read_qrels, read_queries
-from searchapp.search import SEARCH_MODES, Searcher
+from searchapp.choices import SEARCH_MODE
+from searchapp.search import Searcher
 from searchapp.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def main() -> None:
     for text in texts[:20]:
         searcher.search(text, k=args.k, mode="hybrid")  # warm-up: model, index, SQLite pages
     report = {}
-    for mode in SEARCH_MODES:
+    for mode in SEARCH_MODE.values:
         times = []
         for text in texts:
             started = time.perf_counter()

@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from indexer.training import PairSources, TrainingOptions, retrain
+from indexer.training.options import PairSources, TrainingOptions
+from indexer.training.retrain import retrain
 from searchapp.evaluation import evaluate_beir
 from searchapp.search import Searcher
 from searchapp.settings import Settings

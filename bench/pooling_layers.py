@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from indexer.beir_import import import_beir
-from searchapp.encoder import POOLING_MODES, EncoderSpec
+from searchapp.choices import POOLING
+from searchapp.encoder import EncoderSpec
 from searchapp.evaluation import evaluate_beir
 from searchapp.search import Searcher
 from searchapp.settings import Settings
@@ -42,7 +43,7 @@ def main() -> None:
     results_path = REPO / "docs" / "pooling-layers.json"  # tracked: a later run resumes from it
     results: dict[str, dict] = json.loads(results_path.read_text()) if results_path.exists() else {}
     for layer in (None, *args.layers):
-        for pooling in POOLING_MODES:
+        for pooling in POOLING.values:
             key = f"{pooling}/{layer or 'final'}"
             if key in results:
                 continue  # resumable: each configuration takes minutes on a CPU
@@ -94,7 +95,7 @@ def write_report(results: dict[str, dict], args: argparse.Namespace) -> None:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for layer in layers:
-        for pooling in POOLING_MODES:
+        for pooling in POOLING.values:
             r = results[f"{pooling}/{layer}"]
             lines.append(
                 f"| {pooling} | {layer} | {r['dense']['ndcg@10']:.4f} | "
@@ -106,7 +107,7 @@ def write_report(results: dict[str, dict], args: argparse.Namespace) -> None:
 
     figure, axis = plt.subplots(figsize=(7, 4))
     width = 0.25
-    for i, pooling in enumerate(POOLING_MODES):
+    for i, pooling in enumerate(POOLING.values):
         values = [results[f"{pooling}/{layer}"]["dense"]["ndcg@10"] for layer in layers]
         positions = [x + (i - 1) * width for x in range(len(layers))]
         bars = axis.bar(positions, values, width, label=pooling)

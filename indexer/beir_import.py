@@ -8,23 +8,78 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
 from indexer.pipeline import (
+    Candidate,
+    DocumentSource,
     IndexSummary,
-    IndexWriter,
+    Rejected,
     SourceDocument,
-    get_or_create_source,
-    known_documents,
-    mark_indexed,
+    index_sources,
 )
-from searchapp.beir import count_corpus, read_corpus
+from searchapp.beir import BeirDocument, count_corpus, read_corpus
 from searchapp.encoder import EncoderSpec
+from searchapp.errors import NotADocument
 from searchapp.settings import Settings
 from searchapp.store.database import Database
+
+
+class RecordCandidate(Candidate):
+    """A corpus record; its hash covers its title and text."""
+
+    def __init__(self, record: BeirDocument, root: Path) -> None:
+        self.key = record.id
+        self._record = record
+        self._root = root
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(f"{self._record.title}\0{self._record.text}".encode()).hexdigest()
+
+    def document(self, content_hash: str) -> SourceDocument:
+        record = self._record
+        # Title and text joined as one paragraph, as BEIR baselines embed them, so that the title
+        # shares the first chunk instead of becoming a chunk of its own.
+        text = f"{record.title} {record.text}" if record.title else record.text
+        if not text.strip():
+            raise NotADocument("no text")
+        return SourceDocument(
+            uri=f"beir:{self._root}#{record.id}",
+            path=None,
+            external_id=record.id,
+            title=record.title or record.id,
+            text=text,
+            file_type="beir",
+            content_hash=content_hash,
+            size=len(text),
+        )
+
+
+class BeirCorpusSource(DocumentSource):
+    """The records of a BEIR folder's ``corpus.jsonl``, matched by their ``_id``."""
+
+    kind = "beir"
+    key_column = "external_id"
+    unit = "doc"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.location = str(root)
+        self.label = f"import {root.name}"
+        self._total = count_corpus(root)  # also checks the file exists before anything is written
+
+    def count(self) -> int:
+        return self._total
+
+    def candidates(self) -> Iterator[Candidate | Rejected]:
+        seen: set[str] = set()
+        for record in read_corpus(self.root):
+            if record.id in seen:
+                yield Rejected(record.id, "duplicate _id in corpus.jsonl (kept the first)", True)
+                continue
+            seen.add(record.id)
+            yield RecordCandidate(record, self.root)
 
 
 def import_beir(
@@ -36,54 +91,5 @@ def import_beir(
     db: Database | None = None,
 ) -> IndexSummary:
     """Index every record of ``folder/corpus.jsonl``; a result's path is the record's ``_id``."""
-    root = Path(os.path.abspath(Path(folder).expanduser()))
-    total = count_corpus(root)  # also checks the file exists before anything is written
-    db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
-    started = time.perf_counter()
-    summary = IndexSummary()
-    with db.writer_lock(), IndexWriter(settings, db, spec=spec) as writer:
-        source_id = get_or_create_source(db, "beir", str(root))
-        known = known_documents(db, source_id, key="external_id")
-        seen: set[str] = set()
-        records = read_corpus(root)
-        for record in tqdm(records, total=total, desc=f"import {root.name}", unit="doc",
-                           disable=not show_progress):  # fmt: skip
-            if record.id in seen:
-                summary.failed.append((record.id, "duplicate _id in corpus.jsonl (kept the first)"))
-                continue
-            seen.add(record.id)
-            # Title and text joined as one paragraph, as BEIR baselines embed them, so that
-            # the title shares the first chunk instead of becoming a chunk of its own.
-            text = f"{record.title} {record.text}" if record.title else record.text
-            if not text.strip():
-                summary.skipped.append((record.id, "no text"))
-                seen.discard(record.id)
-                continue
-            digest = hashlib.sha256(f"{record.title}\0{record.text}".encode()).hexdigest()
-            previous = known.get(record.id)
-            if previous and previous.content_hash == digest:
-                summary.unchanged += 1
-                continue
-            document = SourceDocument(
-                uri=f"beir:{root}#{record.id}",
-                path=None,
-                external_id=record.id,
-                title=record.title or record.id,
-                text=text,
-                file_type="beir",
-                content_hash=digest,
-                size=len(text),
-            )
-            writer.add(document, source_id, replaces=previous.id if previous else None)
-            if previous:
-                summary.updated += 1
-            else:
-                summary.added += 1
-        gone = [doc.id for external_id, doc in known.items() if external_id not in seen]
-        writer.remove(gone)
-        summary.removed = len(gone)
-        writer.flush()
-        mark_indexed(db, source_id)
-    summary.chunks = writer.chunks_written
-    summary.seconds = time.perf_counter() - started
-    return summary
+    source = BeirCorpusSource(Path(os.path.abspath(Path(folder).expanduser())))
+    return index_sources(settings, [source], spec=spec, db=db, show_progress=show_progress)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from semantic_text_splitter import TextSplitter
 from tokenizers import Tokenizer
 
+from searchapp.errors import InvalidOptionError
+
 
 @dataclass(frozen=True)
 class TextChunk:
@@ -31,9 +33,9 @@ class Chunker:
 
     def __init__(self, tokenizer, max_tokens: int, overlap_tokens: int = 32) -> None:  # type: ignore[no-untyped-def]
         if max_tokens < 8:
-            raise ValueError(f"Chunks need at least 8 tokens, got {max_tokens}.")
+            raise InvalidOptionError(f"Chunks need at least 8 tokens, got {max_tokens}.")
         if not 0 <= overlap_tokens < max_tokens // 2:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"Overlap must be between 0 and half the chunk size ({max_tokens // 2}), "
                 f"got {overlap_tokens}."
             )

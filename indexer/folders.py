@@ -9,37 +9,117 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 
 from sqlalchemy import delete, select
-from tqdm import tqdm
 
-from indexer.loaders import NotADocument, UnreadableFileError, is_candidate, plugin_loaders
+from indexer.loaders import is_candidate, plugin_loaders
 from indexer.parse_worker import ParseWorker
 from indexer.pipeline import (
+    Candidate,
+    DocumentSource,
     IndexSummary,
     IndexWriter,
+    KnownDocument,
+    ProgressCallback,
+    Rejected,
     SourceDocument,
-    get_or_create_source,
-    known_documents,
-    mark_indexed,
-    touch_documents,
+    index_sources,
 )
 from indexer.walk import Skipped, walk_files
 from searchapp.encoder import EncoderSpec
+from searchapp.errors import (
+    InvalidOptionError,
+    NotADocument,
+    PathNotFoundError,
+    UnreadableFileError,
+)
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Document, Source
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
-ProgressCallback = Callable[[int, int, str], None]
 
 
 def path_text(path: Path) -> str:
     """A path as storable text: bytes of a file name that are not UTF-8 are written as \\xNN."""
     return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+class FileCandidate(Candidate):
+    """A file: unchanged if its size and mtime are; parsed only if its bytes changed."""
+
+    def __init__(self, path: Path, parser: ParseWorker) -> None:
+        self.path = path
+        self.key = path_text(path)
+        self._parser = parser
+        self._data = b""
+
+    @cached_property
+    def _stat(self) -> os.stat_result:
+        return self.path.stat()
+
+    def same_as(self, known: KnownDocument) -> bool:
+        return (self._stat.st_size, self._stat.st_mtime_ns) == (known.size, known.mtime_ns)
+
+    def content_hash(self) -> str:
+        size = self._stat.st_size
+        if size > MAX_FILE_BYTES:
+            raise UnreadableFileError(
+                f"file too large ({size / 2**20:.0f} MiB; "
+                f"the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB)"
+            )
+        self._data = self.path.read_bytes()
+        return hashlib.sha256(self._data).hexdigest()
+
+    def document(self, content_hash: str) -> SourceDocument:
+        loaded = self._parser.parse(self.path, self._data)
+        if not loaded.text.strip():
+            raise NotADocument("no text (empty file or no extractable text)")
+        return SourceDocument(
+            uri=self.key,
+            path=self.key,
+            external_id=None,
+            title=loaded.title,
+            text=loaded.text,
+            file_type=loaded.file_type,
+            content_hash=content_hash,
+            size=self._stat.st_size,
+            mtime_ns=self._stat.st_mtime_ns,
+        )
+
+    def stamp(self) -> tuple[int, int]:
+        return self._stat.st_size, self._stat.st_mtime_ns
+
+
+class FolderSource(DocumentSource):
+    """The files under a folder (or one file), walked safely; ignore patterns honoured."""
+
+    kind = "folder"
+
+    def __init__(self, root: Path, ignore: Sequence[str], parser: ParseWorker) -> None:
+        self.root = root
+        self.location = path_text(root)
+        self.label = f"index {root.name or root}"
+        self._ignore = ignore
+        self._parser = parser
+
+    @cached_property
+    def _entries(self) -> list[Path | Skipped]:
+        return list(walk_files(self.root, self._ignore))
+
+    def count(self) -> int:
+        return len(self._entries)
+
+    def candidates(self) -> Iterator[Candidate | Rejected]:
+        plugin_suffixes = plugin_loaders().keys()
+        for entry in self._entries:
+            if isinstance(entry, Skipped):
+                yield Rejected(path_text(entry.path), entry.reason)
+            elif is_candidate(entry, plugin_suffixes):
+                yield FileCandidate(entry, self._parser)
 
 
 def index_folders(
@@ -54,116 +134,21 @@ def index_folders(
 ) -> IndexSummary:
     """Index each folder (or single file) into the home; returns what changed.
 
-    ``on_progress(done, total, path)`` is called after each file (for a UI's progress bar).
+    ``on_progress(done, total, path)`` is called before each file (for a UI's progress bar).
     """
     roots = [Path(os.path.abspath(Path(folder).expanduser())) for folder in folders]
     for root in roots:
         if not root.exists():
-            raise FileNotFoundError(f"{root} does not exist: pass a folder (or file) to index.")
-    db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
-    started = time.perf_counter()
-    summary = IndexSummary()
-    parser = ParseWorker(timeout=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb)
-    with db.writer_lock(), IndexWriter(settings, db, spec=spec) as writer, parser:
-        for root in roots:
-            _index_root(
-                db, writer, parser, root, (*settings.ignore, *ignore), summary, show_progress,
-                on_progress,
-            )  # fmt: skip
-    summary.chunks = writer.chunks_written
-    summary.seconds = time.perf_counter() - started
-    return summary
-
-
-def _index_root(
-    db: Database,
-    writer: IndexWriter,
-    parser: ParseWorker,
-    root: Path,
-    ignore: Sequence[str],
-    summary: IndexSummary,
-    show_progress: bool,
-    on_progress: ProgressCallback | None,
-) -> None:
-    source_id = get_or_create_source(db, "folder", path_text(root))
-    known = known_documents(db, source_id)
-    entries = list(walk_files(root, ignore))
-    plugin_suffixes = plugin_loaders().keys()
-    seen: set[str] = set()
-    touched: dict[int, tuple[int, int]] = {}
-    for done, entry in enumerate(tqdm(entries, desc=f"index {root.name or root}", unit="file",
-                                      disable=not show_progress)):  # fmt: skip
-        if on_progress is not None:
-            on_progress(done, len(entries), str(getattr(entry, "path", entry)))
-        if isinstance(entry, Skipped):
-            summary.skipped.append((path_text(entry.path), entry.reason))
-            continue
-        uri = path_text(entry)
-        if not is_candidate(entry, plugin_suffixes):
-            continue
-        seen.add(uri)
-        previous = known.get(uri)
-        try:
-            info = entry.stat()
-            if previous and (info.st_size, info.st_mtime_ns) == (previous.size, previous.mtime_ns):
-                summary.unchanged += 1
-                continue
-            if info.st_size > MAX_FILE_BYTES:
-                raise UnreadableFileError(
-                    f"file too large ({info.st_size / 2**20:.0f} MiB; "
-                    f"the limit is {MAX_FILE_BYTES / 2**20:.0f} MiB)"
-                )
-            data = entry.read_bytes()
-        except UnreadableFileError as error:
-            summary.failed.append((uri, str(error)))
-            continue
-        except FileNotFoundError:
-            summary.skipped.append((uri, "vanished during the run"))
-            seen.discard(uri)  # gone: whatever was stored for it is removed below
-            continue
-        except OSError as error:
-            summary.failed.append((uri, f"cannot be read ({error.strerror or error})"))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if previous and digest == previous.content_hash:
-            summary.unchanged += 1
-            touched[previous.id] = (info.st_size, info.st_mtime_ns)
-            continue
-        try:
-            loaded = parser.parse(entry, data)
-        except NotADocument as error:
-            summary.skipped.append((uri, str(error)))
-            seen.discard(uri)
-            continue
-        except UnreadableFileError as error:
-            summary.failed.append((uri, str(error)))
-            continue
-        if not loaded.text.strip():
-            summary.skipped.append((uri, "no text (empty file or no extractable text)"))
-            seen.discard(uri)
-            continue
-        document = SourceDocument(
-            uri=uri,
-            path=uri,
-            external_id=None,
-            title=loaded.title,
-            text=loaded.text,
-            file_type=loaded.file_type,
-            content_hash=digest,
-            size=info.st_size,
-            mtime_ns=info.st_mtime_ns,
-        )
-        writer.add(document, source_id, replaces=previous.id if previous else None)
-        if previous:
-            summary.updated += 1
-        else:
-            summary.added += 1
-    gone = [doc.id for uri, doc in known.items() if uri not in seen]
-    writer.remove(gone)
-    summary.removed += len(gone)
-    touch_documents(db, touched)
-    writer.flush()
-    mark_indexed(db, source_id)
+            raise PathNotFoundError(f"{root} does not exist: pass a folder (or file) to index.")
+    patterns = (*settings.ignore, *ignore)
+    with ParseWorker(
+        timeout=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb
+    ) as parser:
+        sources = [FolderSource(root, patterns, parser) for root in roots]
+        return index_sources(
+            settings, sources, spec=spec, db=db, show_progress=show_progress,
+            on_progress=on_progress,
+        )  # fmt: skip
 
 
 def remove_source(settings: Settings, source_id: int, *, db: Database | None = None) -> int:
@@ -175,7 +160,7 @@ def remove_source(settings: Settings, source_id: int, *, db: Database | None = N
     with db.writer_lock(), IndexWriter(settings, db) as writer:
         with db.read() as session:
             if session.get(Source, source_id) is None:
-                raise ValueError(f"No indexed folder with id {source_id}.")
+                raise InvalidOptionError(f"No indexed folder with id {source_id}.")
             ids = list(session.scalars(select(Document.id).where(Document.source_id == source_id)))
         writer.remove(ids)
         with db.write() as session:

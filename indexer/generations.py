@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, insert, select, update
 from tqdm import tqdm
 
-from indexer.progress import StageProgress, report
 from searchapp.encoder import Encoder
+from searchapp.errors import InvalidOptionError, UnknownVersionError
 from searchapp.faults import crash_point
+from searchapp.progress import StageProgress, report
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Embedding, IndexGeneration, ModelVersion
@@ -23,7 +24,7 @@ from searchapp.store.vector_index import (
     open_index,
     remove_leftover_index_files,
 )
-from searchapp.versions import active_generation
+from searchapp.versions import active_generation, encoder_for
 
 EMBED_BATCH = 1024
 
@@ -106,7 +107,7 @@ def activate(db: Database, generation_id: int) -> None:
     with db.write() as session:
         generation = session.get(IndexGeneration, generation_id)
         if generation is None:
-            raise ValueError(f"No index generation {generation_id}.")
+            raise UnknownVersionError(f"No index generation {generation_id}.")
         current = active_generation(session)
         if current is not None and current.id != generation_id:
             current.status = "retired"
@@ -132,7 +133,9 @@ def drop_generation(db: Database, settings: Settings, generation_id: int) -> Non
         if generation is None:
             return
         if generation.status == "active":
-            raise ValueError(f"Generation {generation_id} is being served; it cannot be dropped.")
+            raise InvalidOptionError(
+                f"Generation {generation_id} is being served; it cannot be dropped."
+            )
         session.execute(delete(Embedding).where(Embedding.generation_id == generation_id))
         session.delete(generation)
     remove_leftover_index_files(db, settings.index_dir)  # its file, no longer named
@@ -155,35 +158,44 @@ def promote_version(
     db: Database, settings: Settings, version_id: int, *, show_progress: bool = True
 ) -> IndexGeneration:
     """Serve ``version_id``: reuse its generation (embedding chunks added since) or build one."""
-    from searchapp.versions import load_encoder, spec_of
-
     with db.writer_lock():
-        drop_unfinished(db, settings)
-        with db.read() as session:
-            version = session.get(ModelVersion, version_id)
-            if version is None:
-                raise ValueError(f"No model version {version_id}: see `searchapp models list`.")
-            generation = session.execute(
-                select(IndexGeneration)
-                .where(IndexGeneration.model_version_id == version_id)
-                .order_by(IndexGeneration.id.desc())
-            ).scalar()
-        if generation is None:
-            generation = start_generation(db, version)
-        encoder = load_encoder(spec_of(version))
-        embed_missing(db, settings, generation, encoder, show_progress=show_progress)
-        activate(db, generation.id)
-        return generation
+        return _promote(db, settings, version_id, show_progress)
 
 
 def rollback(db: Database, settings: Settings, *, show_progress: bool = True) -> IndexGeneration:
     """Serve again the generation that was served before the current one."""
+    with db.writer_lock():  # chosen and switched under one lock: no promotion slips in between
+        with db.read() as session:
+            previous = session.execute(
+                select(IndexGeneration)
+                .where(
+                    IndexGeneration.status == "retired", IndexGeneration.activated_at.is_not(None)
+                )
+                .order_by(IndexGeneration.activated_at.desc())
+            ).scalar()
+        if previous is None:
+            raise UnknownVersionError("There is no earlier model version to roll back to.")
+        return _promote(db, settings, previous.model_version_id, show_progress)
+
+
+def _promote(
+    db: Database, settings: Settings, version_id: int, show_progress: bool
+) -> IndexGeneration:
+    drop_unfinished(db, settings)
     with db.read() as session:
-        previous = session.execute(
+        version = session.get(ModelVersion, version_id)
+        if version is None:
+            raise UnknownVersionError(
+                f"No model version {version_id}: see `searchapp models list`."
+            )
+        generation = session.execute(
             select(IndexGeneration)
-            .where(IndexGeneration.status == "retired", IndexGeneration.activated_at.is_not(None))
-            .order_by(IndexGeneration.activated_at.desc())
+            .where(IndexGeneration.model_version_id == version_id)
+            .order_by(IndexGeneration.id.desc())
         ).scalar()
-    if previous is None:
-        raise ValueError("There is no earlier model version to roll back to.")
-    return promote_version(db, settings, previous.model_version_id, show_progress=show_progress)
+    encoder = encoder_for(version)
+    if generation is None:
+        generation = start_generation(db, version)
+    embed_missing(db, settings, generation, encoder, show_progress=show_progress)
+    activate(db, generation.id)
+    return generation

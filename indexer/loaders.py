@@ -17,9 +17,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-
-class UnreadableFileError(Exception):
-    """The file could not be turned into text; the message says why."""
+from searchapp.errors import NotADocument, UnreadableFileError
 
 
 @dataclass(frozen=True)
@@ -211,10 +209,6 @@ LOADERS: dict[str, Callable[[bytes, Path], LoadedText]] = {
     **dict.fromkeys(HTML_SUFFIXES, load_html),
     **dict.fromkeys(MARKDOWN_SUFFIXES, load_markdown),
 }
-
-
-class NotADocument(Exception):
-    """A file of unknown type whose bytes are not text: skipped, not a failure."""
 
 
 @cache

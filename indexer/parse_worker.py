@@ -25,7 +25,13 @@ import threading
 from pathlib import Path
 from typing import BinaryIO
 
-from indexer.loaders import LoadedText, NotADocument, UnreadableFileError, load_file
+from indexer.loaders import LoadedText, load_file
+from searchapp.errors import (
+    InvalidOptionError,
+    NotADocument,
+    SearchappError,
+    UnreadableFileError,
+)
 
 _HEADER = struct.Struct(">Q")
 _EXIT_OUT_OF_MEMORY = 86
@@ -69,7 +75,7 @@ class ParseWorker:
 
     def __init__(self, *, timeout: float = 60.0, memory_mb: int = 2048) -> None:
         if timeout <= 0 or memory_mb <= 0:
-            raise ValueError("The parse timeout and memory limit must be positive.")
+            raise InvalidOptionError("The parse timeout and memory limit must be positive.")
         self.timeout = timeout
         self.memory_mb = memory_mb
         self._process: subprocess.Popen[bytes] | None = None
@@ -147,7 +153,7 @@ class ParseWorker:
             ready = None
         if ready != _READY:
             self._stop()
-            raise RuntimeError(
+            raise SearchappError(
                 "The file-parsing process did not start (see the messages above); "
                 f"check that `{sys.executable} -m indexer.parse_worker --help` runs."
             )

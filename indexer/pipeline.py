@@ -1,4 +1,9 @@
-"""The write path shared by folder indexing and corpus import: chunk, embed, store, index.
+"""The write path every source shares: keep the books, then chunk, embed, store, index.
+
+A source (a folder, a BEIR corpus, …) only produces candidates: documents it can read, and the
+paths or records it refused with why. ``index_sources`` keeps the books for all of them alike:
+unchanged documents are left alone, changed ones replaced, new ones added, and documents the source
+no longer has removed. ``IndexWriter`` does the writing.
 
 Documents are buffered and written in batches. Each batch is embedded first, then written in one
 SQL transaction (documents, chunks, embeddings and the FTS5 rows by trigger), and only then added to
@@ -10,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -17,18 +24,22 @@ from functools import cached_property
 import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
+from tqdm import tqdm
 
 from indexer.chunking import Chunker, TextChunk
 from searchapp.encoder import Encoder, EncoderSpec
+from searchapp.errors import NotADocument, UnreadableFileError
 from searchapp.faults import crash_point
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Embedding, Source
 from searchapp.store.vector_index import commit_index, open_index, remove_leftover_index_files
-from searchapp.versions import ensure_active_generation, load_encoder, spec_of
+from searchapp.versions import encoder_for, ensure_active_generation
 
 CHECKPOINT_SECONDS = 60.0
 log = logging.getLogger(__name__)
+# on_progress(done, total, what): after each candidate of a source, for a UI's progress bar.
+ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,147 @@ class IndexSummary:
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
         }
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Something a source could not offer as a document, and why.
+
+    Skipped (``failed`` False): not a document, so whatever was stored under ``key`` is removed.
+    Failed: a document that could not be read this time; what was stored for it is kept.
+    """
+
+    key: str
+    reason: str
+    failed: bool = False
+
+
+class Candidate(ABC):
+    """One document a source offers, read in steps so that an unchanged one costs little.
+
+    Each step may raise ``UnreadableFileError`` (failed: the stored version is kept),
+    ``NotADocument`` (skipped: the stored version is removed) or ``FileNotFoundError`` (it
+    vanished during the run: skipped).
+    """
+
+    key: str  # the document's identity within its source: a path's URI, a record's id
+
+    def same_as(self, known: KnownDocument) -> bool:
+        """Known to be unchanged without reading it (same size and modification time, say)."""
+        return False
+
+    @abstractmethod
+    def content_hash(self) -> str:
+        """A hash of the content; documents whose hash did not change are not parsed again."""
+
+    @abstractmethod
+    def document(self, content_hash: str) -> SourceDocument:
+        """The document itself, parsed."""
+
+    def stamp(self) -> tuple[int, int]:
+        """(size, mtime_ns) to record for a document whose content did not change."""
+        return 0, 0
+
+
+class DocumentSource(ABC):
+    """A producer of documents: a folder, a corpus file, …; ``index_sources`` keeps the books."""
+
+    kind: str  # stored with the source: "folder", "beir"
+    location: str  # the source's identity: a folder's path, a corpus folder's path
+    key_column: str = "uri"  # what ``Candidate.key`` is matched against: "uri" or "external_id"
+    label: str  # for the progress bar: "index notes"
+    unit: str = "file"
+
+    @abstractmethod
+    def candidates(self) -> Iterator[Candidate | Rejected]:
+        """Every document the source has now, and what it refused."""
+
+    def count(self) -> int | None:
+        """How many items ``candidates`` yields, when known beforehand (for progress)."""
+        return None
+
+
+def index_sources(
+    settings: Settings,
+    sources: Sequence[DocumentSource],
+    *,
+    spec: EncoderSpec | None = None,
+    db: Database | None = None,
+    show_progress: bool = True,
+    on_progress: ProgressCallback | None = None,
+) -> IndexSummary:
+    """Bring the home up to date with each source, under the writer lock; returns what changed."""
+    db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
+    started = time.perf_counter()
+    summary = IndexSummary()
+    with db.writer_lock(), IndexWriter(settings, db, spec=spec) as writer:
+        for source in sources:
+            _keep_books(writer, source, summary, show_progress, on_progress)
+    summary.chunks = writer.chunks_written
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _keep_books(
+    writer: IndexWriter,
+    source: DocumentSource,
+    summary: IndexSummary,
+    show_progress: bool,
+    on_progress: ProgressCallback | None,
+) -> None:
+    db = writer.db
+    source_id = get_or_create_source(db, source.kind, source.location)
+    known = known_documents(db, source_id, key=source.key_column)
+    seen: set[str] = set()
+    touched: dict[int, tuple[int, int]] = {}
+    total = source.count()
+    items = tqdm(source.candidates(), total=total, desc=source.label, unit=source.unit,
+                 disable=not show_progress)  # fmt: skip
+    for done, item in enumerate(items):
+        if on_progress is not None:
+            on_progress(done, total or 0, item.key)
+        if isinstance(item, Rejected):
+            (summary.failed if item.failed else summary.skipped).append((item.key, item.reason))
+            if item.failed:
+                seen.add(item.key)
+            continue
+        seen.add(item.key)
+        previous = known.get(item.key)
+        try:
+            if previous and item.same_as(previous):
+                summary.unchanged += 1
+                continue
+            digest = item.content_hash()
+            if previous and digest == previous.content_hash:
+                summary.unchanged += 1
+                touched[previous.id] = item.stamp()
+                continue
+            document = item.document(digest)
+        except NotADocument as error:
+            summary.skipped.append((item.key, str(error)))
+            seen.discard(item.key)  # whatever was stored for it is removed below
+            continue
+        except FileNotFoundError:
+            summary.skipped.append((item.key, "vanished during the run"))
+            seen.discard(item.key)
+            continue
+        except UnreadableFileError as error:
+            summary.failed.append((item.key, str(error)))
+            continue
+        except OSError as error:
+            summary.failed.append((item.key, f"cannot be read ({error.strerror or error})"))
+            continue
+        writer.add(document, source_id, replaces=previous.id if previous else None)
+        if previous:
+            summary.updated += 1
+        else:
+            summary.added += 1
+    gone = [doc.id for key, doc in known.items() if key not in seen]
+    writer.remove(gone)
+    summary.removed += len(gone)
+    touch_documents(db, touched)
+    writer.flush()
+    mark_indexed(db, source_id)
 
 
 def get_or_create_source(db: Database, kind: str, location: str) -> int:
@@ -158,7 +310,6 @@ class IndexWriter:
             )
         self.batch_chunks = batch_chunks
         self.chunks_written = 0
-        self.encode_seconds = 0.0
         self._pending: list[_Pending] = []
         self._pending_chunks = 0
         self._dirty = self.sync_report.rebuilt or bool(
@@ -169,7 +320,7 @@ class IndexWriter:
     @cached_property
     def encoder(self) -> Encoder:
         """Loaded on first use: a run where nothing changed never loads the model."""
-        return load_encoder(spec_of(self.version))
+        return encoder_for(self.version)
 
     @cached_property
     def chunker(self) -> Chunker:
@@ -217,9 +368,7 @@ class IndexWriter:
             return
         pending, self._pending, self._pending_chunks = self._pending, [], 0
         texts = [chunk.text for item in pending for chunk in item.chunks]
-        started = time.perf_counter()
         vectors = self.encoder.encode(texts)
-        self.encode_seconds += time.perf_counter() - started
         with self.db.write() as session:
             replaced = [item.replaces for item in pending if item.replaces is not None]
             stale_chunks = self._chunk_ids(session, replaced)

@@ -8,9 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class BeirFormatError(ValueError):
-    """A BEIR folder or file that does not have the expected shape."""
+from searchapp.errors import BeirFormatError
 
 
 @dataclass(frozen=True)

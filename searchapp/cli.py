@@ -1,28 +1,38 @@
-"""The ``searchapp`` command: index, search, eval and ui, as thin faces over the library.
+"""The ``searchapp`` command, a thin face over the library: ``index``, ``search``, ``eval``,
+``train``, ``models`` (list, promote, rollback), ``check`` and ``ui``.
 
 Heavy imports (torch, sentence-transformers) happen inside the commands, so ``--help`` is instant.
+Choices, defaults and help come from ``searchapp.choices`` and the settings and options dataclasses;
+a ``SearchappError`` is printed as one line, anything else is a bug and shows its traceback. The
+exit codes are listed in ``searchapp.errors``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
-from searchapp.errors import StorageFullError
+from searchapp.choices import DEFAULT_RESULTS, FUSION, LOSS, POOLING, SEARCH_MODE, Choice
+from searchapp.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_SOME_FAILED,
+    InvalidOptionError,
+    SearchappError,
+)
+from searchapp.settings import Settings
 
-SEARCH_MODES = ("dense", "keyword", "hybrid")
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
-EXIT_STORAGE_FULL = 3
 
-
-def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from searchapp.settings import Settings
-
-    return Settings.load(args.home)
+def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
+    """The home's settings; only commands that write may create a home (see Settings.load)."""
+    settings = Settings.load(args.home, create=create)
+    overrides = {name: getattr(args, name, None) for name in _field_names(Settings)}
+    return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -30,27 +40,20 @@ def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         return None
     from searchapp.encoder import EncoderSpec
 
-    return EncoderSpec(pooling=args.pooling or "mean", layer=args.layer)
+    return EncoderSpec(pooling=args.pooling or POOLING.default, layer=args.layer)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    if not args.beir and not args.paths:
+        raise InvalidOptionError("searchapp index: give one or more folders (or --beir DIR).")
+    settings = _settings(args, create=True)
     if args.beir:
         from indexer.beir_import import import_beir
 
         summary = import_beir(settings, args.beir, spec=_spec(args), show_progress=not args.quiet)
     else:
-        if not args.paths:
-            print("searchapp index: give one or more folders (or --beir DIR).", file=sys.stderr)
-            return EXIT_USAGE
-        from dataclasses import replace
-
         from indexer.folders import index_folders
 
-        if args.parse_timeout is not None:
-            settings = replace(settings, parse_timeout_s=args.parse_timeout)
-        if args.parse_memory is not None:
-            settings = replace(settings, parse_memory_mb=args.parse_memory)
         summary = index_folders(
             settings, args.paths, spec=_spec(args), ignore=args.ignore,
             show_progress=not args.quiet,
@@ -108,7 +111,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from searchapp.evaluation import evaluate_beir
     from searchapp.search import Searcher
 
-    modes = SEARCH_MODES if args.mode == "all" else (args.mode,)
+    modes = SEARCH_MODE.values if args.mode == "all" else (args.mode,)
     metrics = evaluate_beir(
         Searcher(_settings(args)), Path(args.beir_dir), args.split, modes,
         fusion=args.fusion, show_progress=not args.quiet,
@@ -123,7 +126,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from indexer.training import PairSources, TrainingOptions, retrain
+    from indexer.training.options import PairSources, TrainingOptions
+    from indexer.training.retrain import retrain
 
     sources = PairSources(
         files=tuple(Path(p) for p in args.pairs),
@@ -132,11 +136,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         feedback=args.feedback,
     )
     options = TrainingOptions(
-        loss=args.loss, pooling=args.pooling, layer=args.layer, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
-        held_out=args.held_out, min_gain=args.min_gain,
+        loss=args.loss, pooling=args.pooling, layer=args.layer, force=args.force,
         eval_beir=Path(args.eval_beir) if args.eval_beir else None,
-        eval_split=args.eval_split, force=args.force,
+        **{name: getattr(args, name) for name in _field_names(TrainingOptions)},
     )  # fmt: skip
     report = retrain(_settings(args), sources, options, show_progress=not args.quiet)
     for where, reason in report.skipped:
@@ -207,7 +209,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     import ui
 
-    settings = _settings(args)
+    settings = _settings(args, create=True)  # a new user's first stop may be the Index page
     app = Path(ui.__file__).with_name("app.py")
     env = dict(os.environ, SEARCHAPP_HOME=str(settings.home))
     command = [
@@ -224,7 +226,47 @@ def cmd_ui(args: argparse.Namespace) -> int:
     os.execve(sys.executable, command, env)
 
 
+def _field_names(cls: type) -> list[str]:
+    """The fields of a settings or options dataclass that the command line exposes."""
+    return [f.name for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+def _add_fields(parser: argparse.ArgumentParser, cls: type, *, override: bool = False) -> None:
+    """One option per documented field of ``cls``, with its type, default and help.
+
+    ``override``: the option is None unless given, so that the loaded value stays (settings).
+    """
+    for f in dataclasses.fields(cls):
+        if "help" not in f.metadata:
+            continue
+        parser.add_argument(
+            f.metadata.get("flag", "--" + f.name.replace("_", "-")),
+            dest=f.name,
+            type=type(f.default),
+            default=None if override else f.default,
+            metavar=f.metadata.get("metavar"),
+            help=f"{f.metadata['help']} (default {f.default})",
+        )
+
+
+def _add_choice(parser: argparse.ArgumentParser, flag: str, choice: Choice) -> None:
+    """An option whose values, default and help are ``choice``'s."""
+    parser.add_argument(
+        flag, choices=choice.values, default=choice.default,
+        help=f"{choice.help} (default {choice.default})",
+    )  # fmt: skip
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from indexer.training.options import TrainingOptions  # light: dataclasses, no torch
+
     parser = argparse.ArgumentParser(
         prog="searchapp",
         description="Semantic search over your own documents, on your own machine.",
@@ -241,33 +283,31 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--beir", metavar="DIR", help="import a BEIR corpus.jsonl instead")
     index.add_argument("--ignore", action="append", default=[], metavar="GLOB",
                        help="skip files and folders matching GLOB (repeatable)")  # fmt: skip
-    index.add_argument("--pooling", choices=("mean", "cls", "max"),
-                       help="pooling for a new home's model (default mean)")  # fmt: skip
+    new_home = f"a new home's pooling: {POOLING.help} (default {POOLING.default})"
+    index.add_argument("--pooling", choices=POOLING.values, help=new_home)
     index.add_argument("--layer", type=int, metavar="N",
                        help="token embeddings from hidden layer N (default: final)")  # fmt: skip
-    index.add_argument("--parse-timeout", type=float, metavar="SECONDS",
-                       help="stop parsing a file after this long (default 60)")  # fmt: skip
-    index.add_argument("--parse-memory", type=int, metavar="MB",
-                       help="memory limit of the parsing process (default 2048)")  # fmt: skip
+    _add_fields(index, Settings, override=True)
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(func=cmd_index)
 
     search = commands.add_parser("search", help="search the index")
     search.add_argument("query", metavar="QUERY", help="the query, or - to read one per line")
-    search.add_argument("--k", type=int, default=10, help="number of documents (default 10)")
-    search.add_argument("--mode", choices=SEARCH_MODES, default="hybrid")
+    search.add_argument("--k", type=_at_least_one, default=DEFAULT_RESULTS,
+                        help=f"number of documents (default {DEFAULT_RESULTS})")  # fmt: skip
+    _add_choice(search, "--mode", SEARCH_MODE)
     search.add_argument("--json", action="store_true", help="print JSON (one object per query)")
-    search.add_argument("--fusion", choices=("blend", "rrf"), default="blend",
-                        help="how hybrid fuses dense and keyword: score blend or RRF")  # fmt: skip
+    _add_choice(search, "--fusion", FUSION)
     search.set_defaults(func=cmd_search)
 
     evaluate = commands.add_parser("eval", help="score search on a BEIR benchmark folder")
     evaluate.add_argument("beir_dir", metavar="BEIR_DIR")
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--mode", choices=(*SEARCH_MODES, "all"), default="all")
+    evaluate.add_argument("--mode", choices=(*SEARCH_MODE.values, "all"), default="all",
+                          help="the search mode to score, or all (default all)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true")
-    evaluate.add_argument("--fusion", choices=("blend", "rrf"), default="blend")
+    _add_choice(evaluate, "--fusion", FUSION)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
 
@@ -280,20 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--split", default="train", help="the BEIR split to train on")
     train.add_argument("--feedback", action="store_true",
                        help="use the UI feedback too (alone if nothing else is given)")  # fmt: skip
-    train.add_argument("--loss", choices=("mnrl", "contrastive", "triplet", "cosine"),
-                       default="mnrl")  # fmt: skip
-    train.add_argument("--pooling", choices=("mean", "cls", "max"),
+    _add_choice(train, "--loss", LOSS)
+    train.add_argument("--pooling", choices=POOLING.values,
                        help="pooling of the new version (default: the served model's)")  # fmt: skip
-    train.add_argument("--layer", type=int, metavar="N", help="layer of the new version")
-    train.add_argument("--epochs", type=int, default=2)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--learning-rate", type=float, default=3e-5)
-    train.add_argument("--held-out", type=float, default=0.1,
-                       help="fraction of queries held out for the gate (default 0.1)")  # fmt: skip
-    train.add_argument("--min-gain", type=float, default=0.005,
-                       help="nDCG@10 gain needed to promote (default 0.005)")  # fmt: skip
+    train.add_argument("--layer", type=int, metavar="N",
+                       help="layer of the new version (default: the served model's)")  # fmt: skip
     train.add_argument("--eval-beir", metavar="DIR", help="gate on this BEIR folder instead")
-    train.add_argument("--eval-split", default="dev", metavar="S")
+    _add_fields(train, TrainingOptions)
     train.add_argument("--force", action="store_true", help="promote even if not better")
     train.add_argument("--json", action="store_true")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -326,20 +359,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "k", 1) < 1:
-        print("searchapp search: --k must be at least 1.", file=sys.stderr)
-        return EXIT_USAGE
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("Interrupted; everything committed so far is kept.", file=sys.stderr)
-        return 130
-    except StorageFullError as error:
+        return EXIT_INTERRUPTED
+    except SearchappError as error:
         print(f"searchapp {args.command}: {error}", file=sys.stderr)
-        return EXIT_STORAGE_FULL
-    except (FileNotFoundError, NotADirectoryError, ValueError, RuntimeError) as error:
-        print(f"searchapp {args.command}: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return error.exit_code
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"searchapp {args.command}: internal error (a bug, not something you did); "
+            "the traceback above says where. Please report it.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -11,12 +11,12 @@ import os
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 
-Pooling = Literal["mean", "cls", "max"]
-POOLING_MODES: tuple[str, ...] = get_args(Pooling)
+from searchapp.choices import POOLING
+from searchapp.errors import InvalidOptionError, ModelMismatchError, PathNotFoundError
+
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 DEFAULT_MAX_SEQ_LENGTH = 256
 
@@ -38,21 +38,18 @@ class EncoderSpec:
     """
 
     path: str | None = None
-    pooling: str = "mean"
+    pooling: str = POOLING.default
     layer: int | None = None
     max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
 
     def __post_init__(self) -> None:
-        if self.pooling not in POOLING_MODES:
-            raise ValueError(
-                f"Unknown pooling mode {self.pooling!r}: choose one of {', '.join(POOLING_MODES)}."
-            )
+        POOLING.check(self.pooling)
         if self.layer is not None and self.layer < 1:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"Layer must be 1 or more (got {self.layer}); omit it for the final layer."
             )
         if not 8 <= self.max_seq_length <= 512:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"max_seq_length must be between 8 and 512, got {self.max_seq_length}."
             )
 
@@ -70,7 +67,7 @@ def _weights_digest(weights_dir: str) -> str:
         if p.suffix in {".safetensors", ".bin"} and p.is_file()
     )
     if not files:
-        raise FileNotFoundError(f"No model weights (*.safetensors or *.bin) in {weights_dir}.")
+        raise PathNotFoundError(f"No model weights (*.safetensors or *.bin) in {weights_dir}.")
     for file in files:
         digest.update(file.name.encode())
         with file.open("rb") as handle:
@@ -81,6 +78,10 @@ def _weights_digest(weights_dir: str) -> str:
 
 class Encoder:
     """Embeds texts into L2-normalised float32 vectors.
+
+    A spec without a path builds the bundled backbone with the spec's pooling and layer. A spec
+    with a path loads that folder as the complete sentence-transformers model it is (its modules
+    and pooling configuration, as training saved it) and refuses one that disagrees with the spec.
 
     Example::
 
@@ -102,26 +103,20 @@ class Encoder:
         transformers_logging.disable_progress_bar()
 
         self.spec = spec or EncoderSpec()
-        weights = str(self.spec.weights_dir)
-        transformer = Transformer(weights, max_seq_length=self.spec.max_seq_length)
-        depth = transformer.auto_model.config.num_hidden_layers
-        layer = self.spec.layer
-        if layer is not None and layer > depth:
-            raise ValueError(f"Layer {layer} does not exist: this model has layers 1 to {depth}.")
-        if layer is not None and layer < depth:
-            # hidden_states[N] is the output of the first N layers, so running only those N gives
-            # exactly the intermediate layer's token embeddings (and is faster).
-            encoder_layers = transformer.auto_model.encoder.layer
-            transformer.auto_model.encoder.layer = type(encoder_layers)(
-                list(encoder_layers)[:layer]
+        if self.spec.path is not None:
+            self.model = _load_model_folder(self.spec)
+            transformer = self.model[0]
+        else:
+            transformer = Transformer(
+                str(bundled_model_path()), max_seq_length=self.spec.max_seq_length
             )
-            transformer.auto_model.config.num_hidden_layers = layer
-        self.layers_used: int = layer or depth
-        dimension = transformer.get_embedding_dimension()
-        pooling = Pooling(dimension, pooling_mode=self.spec.pooling)
-        self.model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+            pooling = Pooling(transformer.get_embedding_dimension(), self.spec.pooling)
+            self.model = SentenceTransformer(
+                modules=[transformer, pooling, Normalize()], device="cpu"
+            )
+        self.layers_used: int = _keep_layers(transformer, self.spec.layer)
         self.model.eval()
-        self.dimension: int = dimension
+        self.dimension: int = transformer.get_embedding_dimension()
         self.tokenizer = transformer.tokenizer
 
     @property
@@ -140,9 +135,6 @@ class Encoder:
         """Tokens left for text once the [CLS] and [SEP] tokens are added."""
         return self.spec.max_seq_length - 2
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
-
     def encode(
         self, texts: list[str], *, batch_size: int = 64, show_progress: bool = False
     ) -> np.ndarray:
@@ -157,3 +149,49 @@ class Encoder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _keep_layers(transformer, layer: int | None) -> int:  # type: ignore[no-untyped-def]
+    """Run only the first ``layer`` layers (None: all); returns how many run."""
+    depth = transformer.auto_model.config.num_hidden_layers
+    if layer is not None and layer > depth:
+        raise InvalidOptionError(
+            f"Layer {layer} does not exist: this model has layers 1 to {depth}."
+        )
+    if layer is not None and layer < depth:
+        # hidden_states[N] is the output of the first N layers, so running only those N gives
+        # exactly the intermediate layer's token embeddings (and is faster).
+        encoder_layers = transformer.auto_model.encoder.layer
+        transformer.auto_model.encoder.layer = type(encoder_layers)(list(encoder_layers)[:layer])
+        transformer.auto_model.config.num_hidden_layers = layer
+    return layer or depth
+
+
+def _load_model_folder(spec: EncoderSpec):  # type: ignore[no-untyped-def]
+    """A saved sentence-transformers folder, checked against ``spec``: the folder decides the
+    modules and the pooling, and must agree with what its record says."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    folder = Path(spec.path or "")
+    if not (folder / "modules.json").is_file():
+        raise ModelMismatchError(
+            f"{folder} is not a sentence-transformers model folder (no modules.json): the model "
+            "version's files are missing or damaged. Serve another version "
+            "(`searchapp models list`, `searchapp models promote ID`)."
+        )
+    model = SentenceTransformer(str(folder), device="cpu")
+    kinds = [type(module) for module in model]
+    if kinds[:2] != [Transformer, Pooling] or Normalize not in kinds:
+        raise ModelMismatchError(
+            f"{folder} holds modules {[k.__name__ for k in kinds]}; a searchapp model is a "
+            "Transformer, a Pooling and a Normalize module."
+        )
+    pooling = model[1].get_config_dict()["pooling_mode"]
+    if pooling != spec.pooling:
+        raise ModelMismatchError(
+            f"{folder} pools by {pooling!r} but its record says {spec.pooling!r}: the folder was "
+            "changed after it was registered. Serve another version."
+        )
+    model.max_seq_length = spec.max_seq_length
+    return model

@@ -1,12 +1,62 @@
-"""Errors a person acts on, importable without the heavy modules (the command line needs them)."""
+"""The errors a person acts on, one family: the faces print their message, never a traceback.
+
+Everything a user can meet by their own mistake or by the world's refusal (a busy writer, a missing
+folder, a bad pairs file, a full disk) is a ``SearchappError``; its message says what was wrong and
+what to do. Any other exception is a bug, and the command line shows its traceback. Importable
+without the heavy modules: the command line needs it at start-up.
+
+Exit codes of the ``searchapp`` command, stated here once:
+
+=====  ==================================================================================
+code   meaning
+=====  ==================================================================================
+0      done
+1      done, but something was reported as failed (files not indexed, a failed check)
+2      refused: a user error (a bad option, a missing folder, nothing indexed, a busy home)
+3      the disk is full: nothing stored before was lost; free space and run it again
+70     an internal error (a bug): the traceback is printed; please report it
+130    interrupted (Ctrl-C): everything committed so far is kept
+=====  ==================================================================================
+"""
 
 from __future__ import annotations
 
 import errno
 
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STORAGE_FULL = 3
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
 
-class StorageFullError(OSError):
+
+class SearchappError(Exception):
+    """A failure a user can act on; the message says what was wrong and what to do."""
+
+    exit_code: int = EXIT_USAGE
+
+
+class InvalidOptionError(SearchappError, ValueError):
+    """An option or argument outside what is accepted (an unknown mode, a negative k, …)."""
+
+
+class PathNotFoundError(SearchappError, FileNotFoundError):
+    """A folder, file or home that was named does not exist (or is not what it should be)."""
+
+
+class NoIndexError(SearchappError):
+    """The home has nothing indexed yet, or there is no home at the path given."""
+
+
+class WriterBusyError(SearchappError):
+    """Another process is writing to the same home."""
+
+
+class StorageFullError(SearchappError, OSError):
     """The disk (or quota) holding the home is full; what was committed before is intact."""
+
+    exit_code = EXIT_STORAGE_FULL
 
     def __init__(self, where: str) -> None:
         super().__init__(
@@ -18,3 +68,31 @@ class StorageFullError(OSError):
 
     def __str__(self) -> str:
         return self.strerror or super().__str__()
+
+
+class BeirFormatError(SearchappError, ValueError):
+    """A BEIR folder or file that does not have the expected shape."""
+
+
+class UnreadableFileError(SearchappError):
+    """A file that could not be turned into text; the message says why."""
+
+
+class NotADocument(SearchappError):
+    """A file of unknown type whose bytes are not text: skipped, not a failure."""
+
+
+class CorruptIndexError(SearchappError):
+    """An index file that does not match what SQL recorded for it (rebuilt from SQL on open)."""
+
+
+class PairsError(SearchappError, ValueError):
+    """Training pairs that cannot be used: none usable, too few to hold some out, a bad row."""
+
+
+class UnknownVersionError(SearchappError, LookupError):
+    """A model version or index generation that does not exist, or cannot be served."""
+
+
+class ModelMismatchError(SearchappError):
+    """A model folder that disagrees with its record (other weights, pooling or layer)."""

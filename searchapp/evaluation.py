@@ -14,7 +14,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from searchapp.beir import read_qrels, read_queries
-from searchapp.search import SEARCH_MODES, Searcher
+from searchapp.choices import FUSION, SEARCH_MODE
+from searchapp.errors import BeirFormatError, InvalidOptionError
+from searchapp.search import Searcher
 
 QUERY_BATCH = 64
 
@@ -62,7 +64,7 @@ def score_rankings(
     """Mean metrics over the judged queries that have at least one relevant document."""
     judged = [q for q, rel in qrels.items() if any(r > 0 for r in rel.values())]
     if not judged:
-        raise ValueError("No query has a relevant document: nothing to evaluate.")
+        raise InvalidOptionError("No query has a relevant document: nothing to evaluate.")
     n = len(judged)
     return Metrics(
         ndcg_at_10=sum(ndcg_at_k(rankings.get(q, []), qrels[q]) for q in judged) / n,
@@ -76,9 +78,9 @@ def evaluate_beir(
     searcher: Searcher,
     folder: Path,
     split: str = "test",
-    modes: Sequence[str] = SEARCH_MODES,
+    modes: Sequence[str] = SEARCH_MODE.values,
     *,
-    fusion: str = "blend",
+    fusion: str = FUSION.default,
     show_progress: bool = True,
 ) -> dict[str, Metrics]:
     """Run the split's queries through ``searcher`` (the code a user's query takes) and score them.
@@ -89,7 +91,7 @@ def evaluate_beir(
     queries = read_queries(folder)
     missing = [q for q in qrels if q not in queries]
     if missing:
-        raise ValueError(
+        raise BeirFormatError(
             f"{len(missing)} judged queries of split {split!r} are not in queries.jsonl "
             f"(first: {missing[0]})."
         )

@@ -6,7 +6,8 @@ the first) it reaches ``crash_point(POINT)``. Unset, a crash point costs one com
 
 Points: ``chunk-insert`` (chunks inserted, transaction not committed), ``index-write`` (half of
 the index file written to its temporary file), ``index-renamed`` (new index file in place, SQL not
-yet told), ``re-embed`` (between batches of a promotion's re-embedding).
+yet told), ``re-embed`` (between batches of a promotion's re-embedding), ``train-step`` (after a
+step of fine-tuning).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import os
 import signal
 
+from searchapp.errors import InvalidOptionError
+
 CRASH_ENV = "SEARCHAPP_CRASH_AT"
-POINTS = ("chunk-insert", "index-write", "index-renamed", "re-embed")
+POINTS = ("chunk-insert", "index-write", "index-renamed", "re-embed", "train-step")
 
 
 def _parse(spec: str | None) -> tuple[str, int] | None:
@@ -23,7 +26,9 @@ def _parse(spec: str | None) -> tuple[str, int] | None:
         return None
     point, _, count = spec.partition(":")
     if point not in POINTS:
-        raise ValueError(f"{CRASH_ENV}={spec}: unknown crash point; known: {', '.join(POINTS)}")
+        raise InvalidOptionError(
+            f"{CRASH_ENV}={spec}: unknown crash point; known: {', '.join(POINTS)}"
+        )
     return point, int(count or 1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, select
 
+from searchapp.errors import InvalidOptionError
 from searchapp.store.database import Database
 from searchapp.store.schema import Document, Feedback
 
@@ -12,10 +13,10 @@ def record_feedback(db: Database, query: str, document_id: int, relevant: bool) 
     """Store (or change) the judgement of ``document_id`` for ``query``."""
     query = query.strip()
     if not query:
-        raise ValueError("Feedback needs the query it was given for.")
+        raise InvalidOptionError("Feedback needs the query it was given for.")
     with db.write() as session:
         if session.get(Document, document_id) is None:
-            raise ValueError(f"Document {document_id} is no longer indexed.")
+            raise InvalidOptionError(f"Document {document_id} is no longer indexed.")
         row = session.execute(
             select(Feedback).where(Feedback.query == query, Feedback.document_id == document_id)
         ).scalar_one_or_none()

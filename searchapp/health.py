@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import func, select, text
 
+from searchapp.errors import CorruptIndexError, WriterBusyError
 from searchapp.settings import Settings
-from searchapp.store.database import Database, WriterBusyError
+from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, IndexGeneration, ModelVersion
 from searchapp.store.vector_index import (
-    CorruptIndexError,
     VectorIndex,
     commit_index,
     leftover_index_files,

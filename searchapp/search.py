@@ -1,4 +1,7 @@
-"""Search: dense (FAISS), keyword (FTS5 BM25) and hybrid (reciprocal rank fusion of the two).
+"""Search: dense (FAISS), keyword (FTS5 BM25) and hybrid (the two rankings fused).
+
+Hybrid fuses by a blend of the two rankings' min-max normalised scores (the default), or by
+reciprocal rank fusion (``fusion="rrf"``); see ``searchapp.choices.FUSION``.
 
 Results are documents, each represented by its best-matching chunk. A ``Searcher`` keeps the model
 and the vector index in memory and notices, on every search, when another process has changed the
@@ -11,29 +14,25 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from searchapp.choices import DEFAULT_RESULTS, FUSION, SEARCH_MODE
 from searchapp.encoder import Encoder
+from searchapp.errors import InvalidOptionError
 from searchapp.settings import Settings
 from searchapp.snippets import make_snippet
 from searchapp.store.database import Database
 from searchapp.store.keyword import keyword_search
 from searchapp.store.schema import Chunk, Document, Source
 from searchapp.store.vector_index import SyncReport, VectorIndex, open_index, reconcile
-from searchapp.versions import load_encoder, require_active_generation, spec_of
+from searchapp.versions import encoder_for, require_active_generation
 
-SearchMode = Literal["dense", "keyword", "hybrid"]
-SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
-# How hybrid search fuses the dense and keyword rankings. Both were compared on SciFact's train
-# split (docs/benchmarks.md): a blend of min-max normalised scores beat reciprocal rank fusion by
-# 0.015 nDCG@10, so it is the default; RRF stays available. With two rankings, a small RRF
-# constant lets the top of each count (k = 5 was best on the train split; the classic 60 is not).
-Fusion = Literal["blend", "rrf"]
-FUSIONS: tuple[str, ...] = get_args(Fusion)
+# The blend's weight of the dense ranking, chosen on SciFact's train split (docs/benchmarks.md).
+# With two rankings, a small RRF constant lets the top of each count (k = 5 was best on the train
+# split; the classic 60 is not).
 DENSE_WEIGHT = 0.5
 RRF_K = 5
 # Documents have several chunks; fetch enough chunks to fill ``k`` distinct documents.
@@ -109,11 +108,6 @@ class SearchResult:
             "title": self.title,
             "snippet": self.snippet,
         }
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in SEARCH_MODES:
-        raise ValueError(f"Unknown search mode {mode!r}: choose one of {', '.join(SEARCH_MODES)}.")
 
 
 def best_chunk_per_document(
@@ -214,7 +208,7 @@ class Searcher:
         generation, version = require_active_generation(session, self.pinned_generation)
         revision = self.db.revision(session)
         if generation.id != self._generation_id or self._index is None:
-            self._encoder = load_encoder(spec_of(version))
+            self._encoder = encoder_for(version)
             self._index, self.last_sync = open_index(
                 session, generation, self.settings.index_dir, version.dimension
             )
@@ -249,10 +243,10 @@ class Searcher:
     def search(
         self,
         query: str,
-        k: int = 10,
-        mode: str = "hybrid",
+        k: int = DEFAULT_RESULTS,
+        mode: str = SEARCH_MODE.default,
         filters: SearchFilters | None = None,
-        fusion: str = "blend",
+        fusion: str = FUSION.default,
     ) -> list[SearchResult]:
         """The ``k`` best documents for ``query``."""
         return self.search_many([query], k=k, mode=mode, fusion=fusion, filters=filters)[0]
@@ -260,17 +254,16 @@ class Searcher:
     def search_many(
         self,
         queries: Sequence[str],
-        k: int = 10,
-        mode: str = "hybrid",
-        fusion: str = "blend",
+        k: int = DEFAULT_RESULTS,
+        mode: str = SEARCH_MODE.default,
+        fusion: str = FUSION.default,
         filters: SearchFilters | None = None,
     ) -> list[list[SearchResult]]:
         """Answer several queries with one model call; every query sees the same snapshot."""
-        _check_mode(mode)
-        if fusion not in FUSIONS:
-            raise ValueError(f"Unknown fusion {fusion!r}: choose one of {', '.join(FUSIONS)}.")
+        SEARCH_MODE.check(mode)
+        FUSION.check(fusion)
         if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}.")
+            raise InvalidOptionError(f"k must be at least 1, got {k}.")
         with self._lock, self.db.read() as session:
             self._refresh(session)
             allowed = filters.allowed_documents(session) if filters and filters.active else None
@@ -311,7 +304,7 @@ class Searcher:
                 answers.append(self._results(session, query, ranked[:k], vector))
             return answers
 
-    def more_like_this(self, document_id: int, k: int = 10) -> list[SearchResult]:
+    def more_like_this(self, document_id: int, k: int = DEFAULT_RESULTS) -> list[SearchResult]:
         """Documents closest to ``document_id`` itself (its chunks' mean vector as the query)."""
         with self._lock, self.db.read() as session:
             self._refresh(session)

@@ -13,8 +13,11 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from searchapp.errors import NoIndexError, PathNotFoundError
+
 HOME_ENV = "SEARCHAPP_HOME"
 DATABASE_ENV = "SEARCHAPP_DATABASE_URL"
+DATABASE_FILE = "searchapp.db"
 
 DEFAULT_IGNORE = (
     "node_modules",
@@ -36,8 +39,16 @@ class Settings:
     chunk_tokens: int = 256
     chunk_overlap_tokens: int = 32
     ignore: tuple[str, ...] = field(default=DEFAULT_IGNORE)
-    parse_timeout_s: float = 60.0  # per file; a parser that runs longer is stopped
-    parse_memory_mb: int = 2048  # address space of the parsing process
+    parse_timeout_s: float = field(
+        default=60.0,
+        metadata={"flag": "--parse-timeout", "metavar": "SECONDS",
+                  "help": "stop parsing a file after this long"},
+    )  # fmt: skip
+    parse_memory_mb: int = field(
+        default=2048,
+        metadata={"flag": "--parse-memory", "metavar": "MB",
+                  "help": "memory limit of the parsing process"},
+    )  # fmt: skip
 
     @property
     def index_dir(self) -> Path:
@@ -52,15 +63,26 @@ class Settings:
         return self.home / "write.lock"
 
     @classmethod
-    def load(cls, home: str | os.PathLike[str] | None = None) -> Settings:
-        """Resolve the home directory (argument, then environment, then per-user default)."""
+    def load(cls, home: str | os.PathLike[str] | None = None, *, create: bool = True) -> Settings:
+        """Resolve the home directory (argument, then environment, then per-user default).
+
+        ``create=False`` is for commands that only read: a home that does not exist (a mistyped
+        ``--home``) is refused with ``NoIndexError`` and nothing is created.
+        """
         chosen = home or os.environ.get(HOME_ENV) or user_data_dir("searchapp", appauthor=False)
         path = Path(chosen).expanduser().resolve()
         if path.exists() and not path.is_dir():
-            raise NotADirectoryError(
+            raise PathNotFoundError(
                 f"The searchapp home {path} is a file, not a directory: pass --home DIR "
                 f"or set {HOME_ENV} to a directory."
             )
-        path.mkdir(parents=True, exist_ok=True)
-        url = os.environ.get(DATABASE_ENV) or f"sqlite:///{path / 'searchapp.db'}"
+        database = path / DATABASE_FILE
+        url = os.environ.get(DATABASE_ENV) or f"sqlite:///{database}"
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        elif not path.is_dir() or (url.endswith(f"/{database}") and not database.is_file()):
+            raise NoIndexError(
+                f"There is no searchapp index at {path}: check --home (or {HOME_ENV}), "
+                "or index a folder there first with `searchapp index FOLDER`."
+            )
         return cls(home=path, database_url=url)

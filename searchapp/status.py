@@ -48,6 +48,14 @@ def list_sources(db: Database) -> list[SourceInfo]:
         ]
 
 
+def indexed_file_types(db: Database) -> list[str]:
+    """The file types present in the index (loader plugins' types included), for filters."""
+    with db.read() as session:
+        return list(
+            session.scalars(select(Document.file_type).distinct().order_by(Document.file_type))
+        )
+
+
 def store_status(db: Database) -> StoreStatus:
     sources = list_sources(db)
     with db.read() as session:

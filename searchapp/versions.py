@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,12 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from searchapp.encoder import BUNDLED_MODEL_NAME, Encoder, EncoderSpec
+from searchapp.errors import (
+    InvalidOptionError,
+    ModelMismatchError,
+    NoIndexError,
+    UnknownVersionError,
+)
 from searchapp.store.database import Database
 from searchapp.store.schema import IndexGeneration, ModelVersion
-
-
-class NoIndexError(RuntimeError):
-    """The home has nothing indexed yet."""
 
 
 def spec_of(version: ModelVersion) -> EncoderSpec:
@@ -32,16 +35,35 @@ def spec_of(version: ModelVersion) -> EncoderSpec:
     )
 
 
-_encoders: dict[EncoderSpec, Encoder] = {}
+# The served model and the one being built or compared: a process that trains again and again
+# (the UI) must not keep every candidate it ever loaded.
+_LOADED_ENCODERS = 2
+_encoders: OrderedDict[EncoderSpec, Encoder] = OrderedDict()
 _encoders_lock = threading.Lock()
 
 
 def load_encoder(spec: EncoderSpec) -> Encoder:
-    """The encoder for ``spec``, loaded once per process and shared."""
+    """The encoder for ``spec``, shared within the process; the two most recently used stay
+    loaded."""
     with _encoders_lock:
-        if spec not in _encoders:
-            _encoders[spec] = Encoder(spec)
-        return _encoders[spec]
+        encoder = _encoders.pop(spec, None) or Encoder(spec)
+        _encoders[spec] = encoder
+        while len(_encoders) > _LOADED_ENCODERS:
+            _encoders.popitem(last=False)
+        return encoder
+
+
+def encoder_for(version: ModelVersion) -> Encoder:
+    """The encoder of a model version, refused when its files no longer make its fingerprint."""
+    encoder = load_encoder(spec_of(version))
+    if encoder.fingerprint != version.fingerprint:
+        raise ModelMismatchError(
+            f"The files of model version {version.id} ({version.path or 'the bundled model'}) "
+            f"no longer match its fingerprint {version.fingerprint[:12]}: they were changed "
+            "after it was registered. Serve another version (`searchapp models list`, "
+            "`searchapp models promote ID`)."
+        )
+    return encoder
 
 
 def active_generation(session: Session) -> IndexGeneration | None:
@@ -57,7 +79,7 @@ def require_active_generation(
     if generation_id is not None:
         generation = session.get(IndexGeneration, generation_id)
         if generation is None:
-            raise NoIndexError(f"There is no index generation {generation_id}.")
+            raise UnknownVersionError(f"There is no index generation {generation_id}.")
     else:
         generation = active_generation(session)
     if generation is None:
@@ -111,7 +133,7 @@ def ensure_active_generation(
             version = session.get(ModelVersion, generation.model_version_id)
             assert version is not None
             if spec is not None and (spec.pooling, spec.layer) != (version.pooling, version.layer):
-                raise ValueError(
+                raise InvalidOptionError(
                     f"This home serves model version {version.id} (pooling {version.pooling}, "
                     f"layer {version.layer or 'final'}); its index cannot take vectors of "
                     f"pooling {spec.pooling}, layer {spec.layer or 'final'}. Use a new --home, "

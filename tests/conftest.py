@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
-SCIFACT = REPO.parent / "shared" / "datasets" / "scifact"
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +56,25 @@ def home(tmp_path: Path):  # type: ignore[no-untyped-def]
     from searchapp.settings import Settings
 
     return Settings.load(tmp_path / "home")
+
+
+@dataclass(frozen=True)
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run the ``searchapp`` command in this process: ``cli("--home", h, "search", "bees")``."""
+    from searchapp.cli import main
+
+    def run(*args: str | os.PathLike[str], stdin: str = "") -> CliRun:
+        capsys.readouterr()  # drop what came before
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return CliRun(code, captured.out, captured.err)
+
+    return run

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from searchapp.encoder import Encoder, EncoderSpec, bundled_model_path
-from searchapp.versions import load_encoder
+from searchapp.errors import InvalidOptionError, ModelMismatchError
+from searchapp.store.schema import ModelVersion
+from searchapp.versions import encoder_for, load_encoder
 
 TEXTS = ["How do honey bees survive the winter?", "Espresso needs a fine, even grind."]
 
@@ -63,10 +65,47 @@ def test_final_layer_by_number_is_the_same_model_as_the_default() -> None:
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidOptionError, match=message):
         EncoderSpec(**kwargs)
 
 
 def test_a_layer_beyond_the_model_is_refused() -> None:
-    with pytest.raises(ValueError, match="has layers 1 to 6"):
+    with pytest.raises(InvalidOptionError, match="has layers 1 to 6"):
         Encoder(EncoderSpec(layer=9))
+
+
+def test_a_saved_model_folder_loads_as_one_and_must_match_its_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "version-2"
+    load_encoder(EncoderSpec(pooling="cls", layer=4)).model.save(str(folder))
+    assert (folder / "modules.json").is_file() and (folder / "1_Pooling" / "config.json").is_file()
+
+    loaded = Encoder(EncoderSpec(path=str(folder), pooling="cls", layer=4))
+    np.testing.assert_allclose(loaded.encode(TEXTS), _reference("cls", 4), atol=2e-5)
+    assert loaded.layers_used == 4  # the folder holds the 4 layers it was cut to
+    assert loaded.fingerprint != load_encoder(EncoderSpec(pooling="cls", layer=4)).fingerprint
+
+    with pytest.raises(ModelMismatchError, match="pools by 'cls' but its record says 'mean'"):
+        Encoder(EncoderSpec(path=str(folder), pooling="mean", layer=4))
+    with pytest.raises(ModelMismatchError, match="not a sentence-transformers model folder"):
+        Encoder(EncoderSpec(path=str(tmp_path), pooling="cls"))
+
+
+def test_a_version_whose_files_changed_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "version-3"
+    load_encoder(EncoderSpec()).model.save(str(folder))
+    spec = EncoderSpec(path=str(folder))
+    version = ModelVersion(id=3, path=str(folder), pooling="mean", layer=None, max_seq_length=256,
+                           dimension=384, fingerprint=Encoder(spec).fingerprint)  # fmt: skip
+    assert encoder_for(version).fingerprint == version.fingerprint
+    version.fingerprint = "0" * 64  # what the record says no longer matches the folder
+    with pytest.raises(ModelMismatchError, match="no longer match its fingerprint"):
+        encoder_for(version)
+
+
+def test_loaded_models_are_shared_but_only_the_two_last_used_stay_in_memory() -> None:
+    served = load_encoder(EncoderSpec())
+    assert load_encoder(EncoderSpec()) is served  # one copy per process
+    for layer in (2, 3):  # two candidates loaded since, as retraining twice would
+        load_encoder(EncoderSpec(layer=layer))
+    assert load_encoder(EncoderSpec(layer=3)) is load_encoder(EncoderSpec(layer=3))
+    assert load_encoder(EncoderSpec()) is not served  # it was let go, and is loaded afresh

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from searchapp.search import Searcher, reciprocal_rank_fusion, score_blend
+from searchapp.errors import InvalidOptionError
+from searchapp.search import Searcher
 from searchapp.settings import Settings
+from searchapp.store.database import Database
 
 HOSTILE_QUERIES = [
     '"unbalanced quote',
@@ -53,40 +55,38 @@ def test_results_are_documents_with_highlighted_snippets(sample_searcher: Search
 
 
 @pytest.mark.parametrize("query", HOSTILE_QUERIES)
-@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
-def test_odd_queries_never_raise(sample_searcher: Searcher, query: str, mode: str) -> None:
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_odd_queries_get_a_well_formed_answer(
+    sample_searcher: Searcher, query: str, mode: str
+) -> None:
     results = sample_searcher.search(query, k=5, mode=mode)
     if not query.strip():
         assert results == []
+    assert len(results) <= 5
+    assert [r.rank for r in results] == list(range(1, len(results) + 1))
+    assert len({r.doc_id for r in results}) == len(results)
+    assert all(a.score >= b.score for a, b in itertools.pairwise(results))
+    assert all(Path(r.path).is_file() and r.title and r.chunk_text for r in results)
+    if mode != "keyword" and query.strip():
+        assert len(results) == 5  # meaning always finds the nearest documents
+    if "honey" in query and mode == "keyword":
+        assert results and all("hone" in r.chunk_text.lower() for r in results)
 
 
 def test_bad_mode_and_k_are_refused(sample_searcher: Searcher) -> None:
-    with pytest.raises(ValueError, match="Unknown search mode 'fuzzy'"):
+    with pytest.raises(InvalidOptionError, match="Unknown search mode 'fuzzy'"):
         sample_searcher.search("bees", mode="fuzzy")
-    with pytest.raises(ValueError, match="k must be at least 1"):
+    with pytest.raises(InvalidOptionError, match="Unknown fusion 'max'"):
+        sample_searcher.search("bees", fusion="max")
+    with pytest.raises(InvalidOptionError, match="k must be at least 1"):
         sample_searcher.search("bees", k=0)
 
 
-def test_reciprocal_rank_fusion_rewards_agreement() -> None:
-    dense = [(1, 11, 0.9), (2, 21, 0.8), (3, 31, 0.7)]
-    keyword = [(2, 22, 9.0), (4, 41, 8.0)]
-    fused = reciprocal_rank_fusion([dense, keyword], k=5)
-    assert [doc for doc, _, _ in fused] == [2, 1, 4, 3]
-    assert fused[0][2] == pytest.approx(1 / 7 + 1 / 6)
-    assert fused[0][1] == 22  # the chunk from the ranking where the document ranked best
-
-
-def _cli(home: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "searchapp.cli", "--home", str(home.home), *args],
-        input=stdin, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-
-
-def test_cli_json_output_for_scripts(sample_home: Settings) -> None:
-    run = _cli(sample_home, "search", "how to store coffee beans", "--k", "4", "--json")
-    assert run.returncode == 0, run.stderr
-    payload = json.loads(run.stdout)
+def test_cli_json_output_for_scripts(cli, sample_home: Settings) -> None:  # type: ignore[no-untyped-def]
+    run = cli("--home", sample_home.home, "search", "how to store coffee beans", "--k", "4",
+              "--json")  # fmt: skip
+    assert run.code == 0, run.err
+    payload = json.loads(run.out)
     assert payload["query"] == "how to store coffee beans" and payload["mode"] == "hybrid"
     assert len(payload["results"]) == 4
     first = payload["results"][0]
@@ -94,24 +94,23 @@ def test_cli_json_output_for_scripts(sample_home: Settings) -> None:
     assert first["path"].endswith("storing-beans.txt") and Path(first["path"]).is_absolute()
 
 
-def test_cli_reads_queries_from_stdin(sample_home: Settings) -> None:
+def test_cli_reads_queries_from_stdin(cli, sample_home: Settings) -> None:  # type: ignore[no-untyped-def]
     queries = "first aid for a burn\n\nhow to see Saturn's rings\n"
-    run = _cli(sample_home, "search", "-", "--json", "--k", "2", "--mode", "dense", stdin=queries)
-    assert run.returncode == 0, run.stderr
-    answers = [json.loads(line) for line in run.stdout.splitlines()]
+    run = cli("--home", sample_home.home, "search", "-", "--json", "--k", "2", "--mode", "dense",
+              stdin=queries)  # fmt: skip
+    assert run.code == 0, run.err
+    answers = [json.loads(line) for line in run.out.splitlines()]
     assert [a["query"] for a in answers] == ["first aid for a burn", "how to see Saturn's rings"]
     assert answers[0]["results"][0]["path"].endswith("treating-burns.md")
     assert answers[1]["results"][0]["path"].endswith("observing-planets.md")
 
 
-def test_cli_on_an_empty_home_says_what_to_do(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "searchapp.cli", "--home", str(tmp_path), "search", "bees"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert run.returncode == 2
-    assert "Nothing is indexed in this home yet" in run.stderr
-    assert "Traceback" not in run.stderr
+def test_cli_on_an_empty_home_says_what_to_do(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    Database(Settings.load(tmp_path).database_url)  # a home whose database holds nothing yet
+    run = cli("--home", tmp_path, "search", "bees")
+    assert run.code == 2
+    assert "Nothing is indexed in this home yet" in run.err and "searchapp index" in run.err
+    assert "Traceback" not in run.err
 
 
 def test_help_is_instant_because_torch_is_not_imported() -> None:
@@ -124,15 +123,6 @@ def test_help_is_instant_because_torch_is_not_imported() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
-
-
-def test_score_blend_normalises_each_ranking_before_mixing() -> None:
-    dense = [(1, 11, 0.80), (2, 21, 0.60), (3, 31, 0.40)]  # cosine similarities
-    keyword = [(3, 32, 12.0), (4, 41, 2.0)]  # BM25 on another scale
-    fused = score_blend(dense, keyword, dense_weight=0.5)
-    scores = {doc: score for doc, _, score in fused}
-    assert scores == pytest.approx({1: 0.5, 2: 0.25, 3: 0.5, 4: 0.0})
-    assert dict((doc, chunk) for doc, chunk, _ in fused)[3] == 32  # the keyword chunk ranked it top
 
 
 @pytest.mark.parametrize("fusion", ["blend", "rrf"])

@@ -9,9 +9,10 @@ import pytest
 from indexer.folders import index_folders
 from indexer.loaders import load_file
 from indexer.pipeline import IndexWriter, SourceDocument, get_or_create_source
+from searchapp.errors import WriterBusyError
 from searchapp.search import Searcher
 from searchapp.settings import Settings
-from searchapp.store.database import Database, WriterBusyError
+from searchapp.store.database import Database
 from searchapp.store.schema import Chunk
 from searchapp.store.vector_index import live_chunk_ids, open_index, recorded_index_file
 from searchapp.versions import active_generation

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from indexer.folders import index_folders
-from indexer.pairs import DocumentResolver, read_pairs_file
-from indexer.training import PairSources, TrainingOptions, retrain
+from indexer.training.options import PairSources, TrainingOptions
+from indexer.training.pairs import DocumentResolver, read_pairs_file
+from indexer.training.retrain import retrain
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -92,7 +91,7 @@ def test_pairs_that_teach_nothing_are_not_promoted(home: Settings, tmp_path: Pat
     assert versions == {1: "active", report.version: "candidate"}
 
 
-def test_forced_promotion_then_rollback_restores_the_results(home: Settings) -> None:
+def test_forced_promotion_then_rollback_restores_the_results(cli, home: Settings) -> None:  # type: ignore[no-untyped-def]
     before = _snapshot(home)
     report = retrain(home, PairSources(files=(DATA / "pairs.jsonl",)),
                      TrainingOptions(**QUICK, force=True), show_progress=False)  # fmt: skip
@@ -103,35 +102,23 @@ def test_forced_promotion_then_rollback_restores_the_results(home: Settings) -> 
     with db.read() as session:
         assert active_generation(session).model_version_id == report.version
 
-    run = subprocess.run(
-        [sys.executable, "-m", "searchapp.cli", "--home", str(home.home), "models", "rollback"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
+    run = cli("--home", home.home, "models", "rollback")
+    assert run.code == 0, run.err
+    assert "serving model version 1" in run.out
     assert _snapshot(home) == before
     statuses = {v.id: v.status for v in list_versions(db)}
     assert statuses == {1: "active", report.version: "retired"}
 
 
-@pytest.mark.parametrize("moment", ["training", "re-embedding"])
-def test_killed_retrain_keeps_serving_and_reruns(home: Settings, moment: str) -> None:
+@pytest.mark.parametrize("crash_at", ["train-step:2", "re-embed"])
+def test_killed_retrain_keeps_serving_and_reruns(home: Settings, crash_at: str) -> None:
     before = _snapshot(home)
-    marker = "it/s]" if moment == "training" else "embed generation"
     command = [sys.executable, "-m", "searchapp.cli", "--home", str(home.home), "train",
                str(DATA / "pairs.jsonl"), "--epochs", "1", "--batch-size", "8",
                "--held-out", "0.25", "--force"]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    assert process.stderr is not None
-    seen = b""
-    deadline = time.monotonic() + 600
-    while marker.encode() not in seen and time.monotonic() < deadline:
-        chunk = process.stderr.read1(4096)
-        if not chunk:
-            break
-        seen += chunk
-    assert marker.encode() in seen, seen.decode(errors="replace")[-2000:]
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    # Killed (SIGKILL, like a power cut) in the middle of training, or of the candidate's
+    # re-embedding.
+    assert crashing.run_killed(command, crash_at=crash_at)
 
     assert _snapshot(home) == before  # the old model keeps serving
     crashing.assert_generations_pure(home, sample=None)

@@ -8,9 +8,8 @@ import streamlit as st
 
 from indexer.folders import index_folders, remove_source
 from indexer.pipeline import IndexSummary
-from searchapp.errors import StorageFullError
+from searchapp.errors import SearchappError
 from searchapp.status import list_sources
-from searchapp.store.database import WriterBusyError
 from ui.resources import database, settings
 
 
@@ -22,8 +21,7 @@ def _run(folders: list[str]) -> IndexSummary | None:
 
     try:
         summary = index_folders(settings(), folders, show_progress=False, on_progress=on_progress)
-    except (FileNotFoundError, NotADirectoryError, WriterBusyError, StorageFullError,
-            ValueError) as error:  # fmt: skip
+    except SearchappError as error:
         bar.empty()
         st.error(str(error))
         return None
@@ -94,7 +92,7 @@ def render() -> None:
         if remove.button("Remove", key=f"remove-{source.id}"):
             try:
                 removed = remove_source(settings(), source.id)
-            except (WriterBusyError, StorageFullError, ValueError) as error:
+            except SearchappError as error:
                 st.error(str(error))
             else:
                 st.session_state.pop("last_summary", None)

@@ -6,21 +6,21 @@ from datetime import datetime, time
 
 import streamlit as st
 
+from searchapp.choices import DEFAULT_RESULTS, SEARCH_MODE
+from searchapp.errors import NoIndexError, SearchappError
 from searchapp.feedback import feedback_for, record_feedback, undo_feedback
-from searchapp.search import SEARCH_MODES, SearchFilters, SearchResult
-from searchapp.status import list_sources
-from searchapp.versions import NoIndexError
+from searchapp.search import SearchFilters, SearchResult
+from searchapp.status import indexed_file_types, list_sources
 from ui.resources import database, markdown_text, searcher
 
-FILE_TYPES = ("text", "markdown", "html", "pdf", "docx", "beir")
-PAGE_SIZE = 10
+PAGE_SIZE = DEFAULT_RESULTS
 
 
 def _filters() -> SearchFilters:
     with st.expander("Filters"):
         sources = list_sources(database())
         folders = st.multiselect("Folders", [s.location for s in sources], key="filter_folders")
-        types = st.multiselect("File types", FILE_TYPES, key="filter_types")
+        types = st.multiselect("File types", indexed_file_types(database()), key="filter_types")
         left, right = st.columns(2)
         after = left.date_input("Modified after", value=None, key="filter_after")
         before = right.date_input("Modified before", value=None, key="filter_before")
@@ -44,12 +44,17 @@ def _feedback_buttons(query: str, result: SearchResult, given: dict[int, bool]) 
             st.rerun()
         return
     up, down, more, _ = st.columns([1, 1, 2, 4])
-    if up.button("👍", key=f"up-{key}", help="This result is relevant to the query"):
-        record_feedback(db, query, result.doc_id, relevant=True)
-        st.rerun()
-    if down.button("👎", key=f"down-{key}", help="This result is not relevant"):
-        record_feedback(db, query, result.doc_id, relevant=False)
-        st.rerun()
+    for column, relevant, label, meaning in (
+        (up, True, "👍", "This result is relevant to the query"),
+        (down, False, "👎", "This result is not relevant"),
+    ):
+        if column.button(label, key=f"{'up' if relevant else 'down'}-{key}", help=meaning):
+            try:
+                record_feedback(db, query, result.doc_id, relevant=relevant)
+            except SearchappError as error:  # the document was removed meanwhile, say
+                st.error(str(error))
+                return
+            st.rerun()
     if more.button("More like this", key=f"like-{key}"):
         st.session_state["more_like"] = (result.doc_id, result.title)
         st.rerun()
@@ -91,7 +96,11 @@ def render() -> None:
         query = st.text_input("Query", placeholder="Ask a question or type keywords…", key="q")
         left, right = st.columns([3, 1])
         mode = left.radio(
-            "Mode", SEARCH_MODES, index=SEARCH_MODES.index("hybrid"), horizontal=True, key="mode"
+            "Mode",
+            SEARCH_MODE.values,
+            index=SEARCH_MODE.values.index(SEARCH_MODE.default),
+            horizontal=True,
+            key="mode",
         )
         page = right.number_input("Results", min_value=1, max_value=100, value=PAGE_SIZE)
         filters = _filters()
@@ -108,7 +117,7 @@ def render() -> None:
     except NoIndexError as error:
         st.warning(str(error))
         return
-    except ValueError as error:
+    except SearchappError as error:
         st.error(str(error))
         return
     if not results:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from indexer.generations import promote_version, rollback
-from indexer.losses import LOSSES
-from indexer.training import PairSources, TrainingOptions, retrain
-from searchapp.encoder import POOLING_MODES
-from searchapp.errors import StorageFullError
+from indexer.training.options import PairSources, TrainingOptions
+from indexer.training.retrain import retrain
+from searchapp.choices import LOSS, POOLING
+from searchapp.errors import SearchappError
 from searchapp.feedback import feedback_counts
-from searchapp.store.database import WriterBusyError
 from searchapp.versions import list_versions
 from ui.resources import database, settings
 
@@ -39,7 +38,7 @@ def _train(sources: PairSources, options: TrainingOptions) -> None:
         with st.spinner("Training on the CPU: this takes minutes…"):
             report = retrain(settings(), sources, options, show_progress=False,
                              on_progress=on_progress)  # fmt: skip
-    except (ValueError, WriterBusyError, StorageFullError, FileNotFoundError) as error:
+    except SearchappError as error:
         bar.empty()
         st.error(str(error))
         return
@@ -90,7 +89,7 @@ def _versions() -> None:
             with st.spinner("Switching back…"):
                 rollback(database(), settings(), show_progress=False)
             st.rerun()
-    except (ValueError, WriterBusyError, StorageFullError) as error:
+    except SearchappError as error:
         st.error(str(error))
 
 
@@ -100,11 +99,13 @@ def render() -> None:
     st.markdown(f"Feedback stored from searches: **{relevant}** 👍 and **{not_relevant}** 👎.")
     pairs = _pairs_file()
     with st.form("train"):
-        loss = st.selectbox("Loss", LOSSES, index=LOSSES.index("mnrl"))
+        loss = st.selectbox("Loss", LOSS.values, index=LOSS.values.index(LOSS.default))
         left, middle, right = st.columns(3)
-        pooling = left.selectbox("Pooling", (KEEP, *POOLING_MODES))
+        pooling = left.selectbox("Pooling", (KEEP, *POOLING.values))
         layer = middle.number_input("Layer (0 = keep current)", min_value=0, max_value=24)
-        epochs = right.number_input("Epochs", min_value=1, max_value=10, value=2)
+        epochs = right.number_input(
+            "Epochs", min_value=1, max_value=10, value=TrainingOptions.epochs
+        )
         force = st.checkbox("Serve the new version even if it is not better")
         start = st.form_submit_button("Train")
     if start:

@@ -14,24 +14,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
 
-from indexer.mining import MinedQuery
+from indexer.training.mining import MinedQuery
+from searchapp.choices import LOSS
 
-Loss = Literal["mnrl", "contrastive", "triplet", "cosine"]
-LOSSES: tuple[str, ...] = get_args(Loss)
 TRIPLET_MARGIN = 0.3
 CONTRASTIVE_MARGIN = 0.5
 
 
-def check_loss(loss: str) -> None:
-    if loss not in LOSSES:
-        raise ValueError(f"Unknown loss {loss!r}: choose one of {', '.join(LOSSES)}.")
-
-
 def training_rows(loss: str, mined: Sequence[MinedQuery]) -> dict[str, list]:
     """The dataset columns for ``loss``; only input columns and ``label``/``score``."""
-    check_loss(loss)
+    LOSS.check(loss)
     if loss in ("mnrl", "triplet"):
         rows: dict[str, list] = {"anchor": [], "positive": [], "negative": []}
         for item in mined:
@@ -59,7 +52,7 @@ def make_loss(loss: str, model):  # type: ignore[no-untyped-def]
     """The sentence-transformers loss object for ``loss``, configured for unit vectors."""
     from sentence_transformers.sentence_transformer import losses
 
-    check_loss(loss)
+    LOSS.check(loss)
     if loss == "mnrl":
         return losses.MultipleNegativesRankingLoss(model)
     if loss == "contrastive":

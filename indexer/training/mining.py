@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from indexer.pairs import Judgement
-from indexer.progress import StageProgress, report
+from indexer.training.pairs import Judgement
 from searchapp.encoder import Encoder
+from searchapp.progress import StageProgress, report
 from searchapp.search import Searcher
 
 QUERY_BATCH = 64

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from searchapp.beir import read_jsonl, read_qrels, read_queries
+from searchapp.errors import PairsError, PathNotFoundError
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Feedback
 
@@ -42,10 +43,6 @@ class PairSet:
     def extend(self, other: PairSet) -> None:
         self.judgements.extend(other.judgements)
         self.skipped.extend(other.skipped)
-
-    @property
-    def queries(self) -> list[str]:
-        return sorted({j.query for j in self.judgements})
 
 
 class DocumentResolver:
@@ -82,27 +79,27 @@ class DocumentResolver:
         return "\n".join(self.texts.get(doc_id, []))
 
     def judgement(self, query: str, reference: str, score: float) -> Judgement:
-        """A judgement on ``reference`` (id, path or text); raises ValueError naming the problem."""
+        """A judgement on ``reference`` (id, path or text); raises PairsError naming the problem."""
         if not reference.strip():
-            raise ValueError("empty document")
+            raise PairsError("empty document")
         doc_id = self.find(reference)
         if doc_id is not None:
             return Judgement(query, self.text(doc_id), score, doc_id)
         if len(reference.split()) >= MIN_TEXT_WORDS:
             return Judgement(query, reference.strip(), score)
-        raise ValueError(f"unknown document id or path {reference!r} (not in the index)")
+        raise PairsError(f"unknown document id or path {reference!r} (not in the index)")
 
 
-def _score(row: dict, where: str) -> float:
+def _score(row: dict) -> float:
     for column in ("score", "label"):
         value = row.get(column)
         if value not in (None, ""):
             try:
                 score = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"{column} {value!r} is not a number") from None
+                raise PairsError(f"{column} {value!r} is not a number") from None
             if not 0.0 <= score <= 1.0:
-                raise ValueError(f"{column} {score} is outside 0..1")
+                raise PairsError(f"{column} {score} is outside 0..1")
             return score
     return 1.0
 
@@ -121,7 +118,7 @@ def _rows(path: Path) -> Iterator[tuple[int, dict | None, str]]:
 def read_pairs_file(path: Path, resolver: DocumentResolver) -> PairSet:
     """Pairs from JSONL or CSV with columns query, positive, optional negative, label or score."""
     if not path.is_file():
-        raise FileNotFoundError(f"Pairs file {path} not found.")
+        raise PathNotFoundError(f"Pairs file {path} not found.")
     result = PairSet()
     for number, row, error in _rows(path):
         where = f"{path.name}:{number}"
@@ -138,10 +135,10 @@ def read_pairs_file(path: Path, resolver: DocumentResolver) -> PairSet:
             result.skipped.append((where, "missing or empty column 'positive'"))
             continue
         try:
-            found = [resolver.judgement(query, positive, _score(row, where))]
+            found = [resolver.judgement(query, positive, _score(row))]
             if negative.strip():
                 found.append(resolver.judgement(query, negative, 0.0))
-        except ValueError as problem:
+        except PairsError as problem:
             result.skipped.append((where, str(problem)))
             continue
         result.judgements.extend(found)

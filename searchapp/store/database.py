@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from searchapp.errors import StorageFullError
+from searchapp.errors import StorageFullError, WriterBusyError
 from searchapp.store.schema import Base, StoreState
 
 _FTS_DDL = (
@@ -32,10 +32,6 @@ _FTS_DDL = (
     "CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN "
     "DELETE FROM chunks_fts WHERE rowid = old.id; END",
 )
-
-
-class WriterBusyError(RuntimeError):
-    """Another process is writing to the same home."""
 
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -121,9 +117,6 @@ class Database:
 
     def revision(self, session: Session) -> int:
         return session.execute(select(StoreState.revision)).scalar_one()
-
-    def dispose(self) -> None:
-        self.engine.dispose()
 
 
 def _configure_sqlite(engine: Engine) -> None:

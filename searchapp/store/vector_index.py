@@ -25,17 +25,14 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from searchapp.errors import CorruptIndexError, StorageFullError
 from searchapp.faults import crash_point
-from searchapp.store.database import Database, StorageFullError, is_storage_full
+from searchapp.store.database import Database, is_storage_full
 from searchapp.store.schema import Embedding, IndexGeneration
 
 log = logging.getLogger(__name__)
 
 _FETCH_BATCH = 500
-
-
-class CorruptIndexError(RuntimeError):
-    """The index file does not match what SQL recorded for it."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,81 @@
+"""Fine-tuning: sentence-transformers' trainer on the training rows, saving a complete model folder.
+
+The folder is a sentence-transformers model that describes itself (``modules.json``, the
+transformer's config and weights, the pooling configuration), so ``Encoder`` loads it as one and
+it cannot disagree with its model version's record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from pathlib import Path
+
+from indexer.training.losses import make_loss
+from indexer.training.options import TrainingOptions
+from searchapp.encoder import Encoder, EncoderSpec
+from searchapp.faults import crash_point
+from searchapp.progress import StageProgress, report
+
+
+def fine_tune(
+    spec: EncoderSpec,
+    rows: dict[str, list],
+    options: TrainingOptions,
+    output_dir: Path,
+    *,
+    show_progress: bool = True,
+    on_progress: StageProgress | None = None,
+) -> list[tuple[int, float]]:
+    """Train a fresh copy of ``spec``'s model on ``rows`` and save it; returns (step, loss)."""
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.base.training_args import BatchSamplers
+    from transformers import TrainerCallback
+
+    history: list[tuple[int, float]] = []
+
+    class RecordLoss(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+            if logs and "loss" in logs:
+                history.append((state.global_step, float(logs["loss"])))
+
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            report(on_progress, "train", state.global_step, state.max_steps)
+            crash_point("train-step")
+
+    model = Encoder(spec).model  # not the shared encoder: searches keep using the served weights
+    work = output_dir.with_name(output_dir.name + ".trainer")  # also matched by "*.partial*"
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=options.epochs,
+        per_device_train_batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        warmup_steps=options.warmup_ratio,  # a float below 1 is a fraction of all steps
+        batch_sampler=(
+            BatchSamplers.NO_DUPLICATES if options.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER
+        ),
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=5,
+        report_to="none",
+        seed=options.seed,
+        disable_tqdm=not show_progress,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(rows),
+        loss=make_loss(options.loss, model),
+        callbacks=[RecordLoss()],
+    )
+    # The trainer prints its logs to stdout; keep stdout for the command's own output (--json).
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train()
+    model.save(str(output_dir))
+    shutil.rmtree(work, ignore_errors=True)
+    return history

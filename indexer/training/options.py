@@ -1,0 +1,70 @@
+"""Where training pairs come from and how to train, with every default stated once.
+
+Light on purpose (no torch): the command line builds its ``train`` options from these fields'
+defaults and help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from searchapp.choices import LOSS
+from searchapp.errors import InvalidOptionError
+
+
+@dataclass(frozen=True)
+class PairSources:
+    """Where the training pairs come from; with none named, the UI's feedback is used."""
+
+    files: tuple[Path, ...] = ()
+    beir: Path | None = None
+    split: str = "train"
+    feedback: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.files and self.beir is None
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How to train; ``pooling`` and ``layer`` of None keep those of the served model."""
+
+    loss: str = LOSS.default
+    pooling: str | None = None
+    layer: int | None = None
+    epochs: int = field(default=2, metadata={"help": "passes over the training rows"})
+    batch_size: int = field(
+        default=32, metadata={"help": "rows per batch (MNRL: more rows, more in-batch negatives)"}
+    )
+    learning_rate: float = field(default=3e-5, metadata={"help": "AdamW's learning rate"})
+    warmup_ratio: float = 0.1
+    negatives_per_query: int = 1
+    held_out: float = field(
+        default=0.1, metadata={"help": "fraction of queries held out for the gate"}
+    )
+    min_gain: float = field(
+        default=0.005, metadata={"help": "nDCG@10 gain the candidate needs to be served"}
+    )
+    eval_beir: Path | None = None
+    eval_split: str = field(
+        default="dev", metadata={"help": "the split of --eval-beir to gate on", "metavar": "S"}
+    )
+    force: bool = False
+    seed: int = 13
+
+    def __post_init__(self) -> None:
+        LOSS.check(self.loss)
+        if self.epochs < 1 or self.batch_size < 2:
+            raise InvalidOptionError(
+                "Training needs at least 1 epoch and a batch size of at least 2."
+            )
+        if not 0.0 <= self.held_out < 0.9:
+            raise InvalidOptionError(f"held_out must be between 0 and 0.9, got {self.held_out}.")
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in self.__dict__.items()
+        }

@@ -1,0 +1,34 @@
+"""Snippets show the part of a passage that matches the query, with the query's words in bold."""
+
+from __future__ import annotations
+
+from searchapp.snippets import make_snippet, query_terms
+
+
+def test_query_terms_are_distinct_lowercase_words_in_order() -> None:
+    assert query_terms("Varroa MITES, varroa? (mites) & bees!") == ["varroa", "mites", "bees"]
+    assert query_terms("  ?! ") == []
+
+
+def test_matching_words_and_their_forms_are_highlighted_but_not_stopwords() -> None:
+    snippet = make_snippet(
+        "The mite count rose after brewed honey was stored.", "the mites brewing"
+    )
+    assert "**mite**" in snippet and "**brewed**" in snippet
+    assert "**The**" not in snippet and "The" in snippet
+
+
+def test_a_long_passage_is_cut_around_the_densest_run_of_matches() -> None:
+    filler = " ".join(f"word{i}" for i in range(200))
+    text = f"{filler} varroa mites weaken the colony, so treat varroa in autumn. {filler}"
+    snippet = make_snippet(text, "varroa treatment autumn", width=120)
+    assert snippet.startswith("…") and snippet.endswith("…")
+    assert len(snippet.replace("**", "")) <= 120 + 2  # the window and two ellipses
+    assert snippet.count("**varroa**") == 2 and "**autumn**" in snippet
+    assert "  " not in snippet and not snippet[1].isspace()  # starts on a word
+
+
+def test_no_match_gives_the_start_of_the_passage_and_markdown_headings_are_dropped() -> None:
+    snippet = make_snippet("## Cold brew\n\nSteep coarse grounds for a day.", "espresso")
+    assert snippet == "Cold brew Steep coarse grounds for a day."
+    assert make_snippet("short text", "") == "short text"
