@@ -22,6 +22,7 @@ from pathlib import Path
 from indexer.training.options import PairSources, TrainingOptions
 from indexer.training.retrain import retrain
 from searchapp.evaluation import evaluate_beir
+from searchapp.progress import TerminalProgress
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 
@@ -62,6 +63,7 @@ def main() -> None:
             settings,
             PairSources(beir=args.beir, split="train"),
             TrainingOptions(loss=loss, pooling=pooling, force=True),
+            progress=TerminalProgress(),
         )
         seconds = time.perf_counter() - started
         metrics = evaluate_beir(Searcher(settings), args.beir, "test", ["dense", "hybrid"])

@@ -19,6 +19,7 @@ from indexer.beir_import import import_beir
 from searchapp.choices import POOLING
 from searchapp.encoder import EncoderSpec
 from searchapp.evaluation import evaluate_beir
+from searchapp.progress import TerminalProgress
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 
@@ -52,7 +53,10 @@ def main() -> None:
             settings = Settings.load(home)
             started = time.perf_counter()
             summary = import_beir(
-                settings, args.beir, spec=EncoderSpec(pooling=pooling, layer=layer)
+                settings,
+                args.beir,
+                spec=EncoderSpec(pooling=pooling, layer=layer),
+                progress=TerminalProgress(),
             )
             seconds = time.perf_counter() - started
             metrics = evaluate_beir(Searcher(settings), args.beir, "test", ["dense", "hybrid"])

@@ -60,7 +60,7 @@ def main() -> None:
         bare.append(len(chunks) / (time.perf_counter() - started))
 
         home = work / f"home-{round_}"
-        summary = import_beir(Settings.load(home), corpus, show_progress=False)
+        summary = import_beir(Settings.load(home), corpus)
         assert summary.chunks == len(chunks), (summary.chunks, len(chunks))
         pipeline.append(summary.chunks / summary.seconds)
         shutil.rmtree(home)

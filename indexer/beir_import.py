@@ -22,6 +22,7 @@ from indexer.pipeline import (
 from searchapp.beir import BeirDocument, count_corpus, read_corpus
 from searchapp.encoder import EncoderSpec
 from searchapp.errors import NotADocument
+from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 
@@ -87,9 +88,9 @@ def import_beir(
     folder: str | os.PathLike[str],
     *,
     spec: EncoderSpec | None = None,
-    show_progress: bool = True,
+    progress: Progress = NO_PROGRESS,
     db: Database | None = None,
 ) -> IndexSummary:
     """Index every record of ``folder/corpus.jsonl``; a result's path is the record's ``_id``."""
     source = BeirCorpusSource(Path(os.path.abspath(Path(folder).expanduser())))
-    return index_sources(settings, [source], spec=spec, db=db, show_progress=show_progress)
+    return index_sources(settings, [source], spec=spec, db=db, progress=progress)

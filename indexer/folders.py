@@ -23,7 +23,6 @@ from indexer.pipeline import (
     IndexSummary,
     IndexWriter,
     KnownDocument,
-    ProgressCallback,
     Rejected,
     SourceDocument,
     index_sources,
@@ -36,6 +35,7 @@ from searchapp.errors import (
     PathNotFoundError,
     UnreadableFileError,
 )
+from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Document, Source
@@ -128,14 +128,10 @@ def index_folders(
     *,
     spec: EncoderSpec | None = None,
     ignore: Sequence[str] = (),
-    show_progress: bool = True,
-    on_progress: ProgressCallback | None = None,
+    progress: Progress = NO_PROGRESS,
     db: Database | None = None,
 ) -> IndexSummary:
-    """Index each folder (or single file) into the home; returns what changed.
-
-    ``on_progress(done, total, path)`` is called before each file (for a UI's progress bar).
-    """
+    """Index each folder (or single file) into the home; returns what changed."""
     roots = [Path(os.path.abspath(Path(folder).expanduser())) for folder in folders]
     for root in roots:
         if not root.exists():
@@ -145,10 +141,7 @@ def index_folders(
         timeout=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb
     ) as parser:
         sources = [FolderSource(root, patterns, parser) for root in roots]
-        return index_sources(
-            settings, sources, spec=spec, db=db, show_progress=show_progress,
-            on_progress=on_progress,
-        )  # fmt: skip
+        return index_sources(settings, sources, spec=spec, db=db, progress=progress)
 
 
 def remove_source(settings: Settings, source_id: int, *, db: Database | None = None) -> int:

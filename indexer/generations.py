@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, update
-from tqdm import tqdm
 
 from searchapp.encoder import Encoder
 from searchapp.errors import InvalidOptionError, UnknownVersionError
 from searchapp.faults import crash_point
-from searchapp.progress import StageProgress, report
+from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Embedding, IndexGeneration, ModelVersion
@@ -42,8 +41,7 @@ def embed_missing(
     generation: IndexGeneration,
     encoder: Encoder,
     *,
-    show_progress: bool = True,
-    on_progress: StageProgress | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> int:
     """Embed every live chunk that has no vector in ``generation``, in committed batches.
 
@@ -51,42 +49,36 @@ def embed_missing(
     what is still missing. Returns the number of chunks embedded; saves the index file.
     """
     total = missing_chunk_count(db, generation.id)
+    stage = f"embed chunks (generation {generation.id})"
     done = 0
-    with tqdm(total=total, desc=f"embed generation {generation.id}", unit="chunk",
-              disable=not show_progress or total == 0) as progress:  # fmt: skip
-        last_id = 0
-        while True:
-            with db.read() as session:
-                embedded = select(Embedding.chunk_id).where(
-                    Embedding.generation_id == generation.id
-                )
-                rows = session.execute(
-                    select(Chunk.id, Chunk.text)
-                    .where(Chunk.id > last_id, Chunk.id.not_in(embedded))
-                    .order_by(Chunk.id)
-                    .limit(EMBED_BATCH)
-                ).all()
-            if not rows:
-                break
-            vectors = encoder.encode([text for _, text in rows])
-            with db.write() as session:
-                # A chunk deleted meanwhile by an indexer must not get a vector back.
-                live = set(
-                    session.scalars(select(Chunk.id).where(Chunk.id.in_([i for i, _ in rows])))
-                )
-                values = [
-                    {"generation_id": generation.id, "chunk_id": i, "vector": v.tobytes()}
-                    for (i, _), v in zip(rows, vectors, strict=True)
-                    if i in live
-                ]
-                if values:
-                    session.execute(insert(Embedding), values)
-                db.bump_revision(session)
-            last_id = rows[-1][0]
-            done += len(rows)
-            progress.update(len(rows))
-            report(on_progress, "re-embed chunks", done, total)
-            crash_point("re-embed")
+    last_id = 0
+    while True:
+        progress.report(stage, done, total, unit="chunk")
+        with db.read() as session:
+            embedded = select(Embedding.chunk_id).where(Embedding.generation_id == generation.id)
+            rows = session.execute(
+                select(Chunk.id, Chunk.text)
+                .where(Chunk.id > last_id, Chunk.id.not_in(embedded))
+                .order_by(Chunk.id)
+                .limit(EMBED_BATCH)
+            ).all()
+        if not rows:
+            break
+        vectors = encoder.encode([text for _, text in rows])
+        with db.write() as session:
+            # A chunk deleted meanwhile by an indexer must not get a vector back.
+            live = set(session.scalars(select(Chunk.id).where(Chunk.id.in_([i for i, _ in rows]))))
+            values = [
+                {"generation_id": generation.id, "chunk_id": i, "vector": v.tobytes()}
+                for (i, _), v in zip(rows, vectors, strict=True)
+                if i in live
+            ]
+            if values:
+                session.execute(insert(Embedding), values)
+            db.bump_revision(session)
+        last_id = rows[-1][0]
+        done += len(rows)
+        crash_point("re-embed")
     with db.read() as session:
         index, _ = open_index(session, generation, settings.index_dir, encoder.dimension)
     commit_index(db, generation, index, settings.index_dir)
@@ -155,14 +147,16 @@ def drop_unfinished(db: Database, settings: Settings) -> list[int]:
 
 
 def promote_version(
-    db: Database, settings: Settings, version_id: int, *, show_progress: bool = True
+    db: Database, settings: Settings, version_id: int, *, progress: Progress = NO_PROGRESS
 ) -> IndexGeneration:
     """Serve ``version_id``: reuse its generation (embedding chunks added since) or build one."""
     with db.writer_lock():
-        return _promote(db, settings, version_id, show_progress)
+        return _promote(db, settings, version_id, progress)
 
 
-def rollback(db: Database, settings: Settings, *, show_progress: bool = True) -> IndexGeneration:
+def rollback(
+    db: Database, settings: Settings, *, progress: Progress = NO_PROGRESS
+) -> IndexGeneration:
     """Serve again the generation that was served before the current one."""
     with db.writer_lock():  # chosen and switched under one lock: no promotion slips in between
         with db.read() as session:
@@ -175,11 +169,11 @@ def rollback(db: Database, settings: Settings, *, show_progress: bool = True) ->
             ).scalar()
         if previous is None:
             raise UnknownVersionError("There is no earlier model version to roll back to.")
-        return _promote(db, settings, previous.model_version_id, show_progress)
+        return _promote(db, settings, previous.model_version_id, progress)
 
 
 def _promote(
-    db: Database, settings: Settings, version_id: int, show_progress: bool
+    db: Database, settings: Settings, version_id: int, progress: Progress
 ) -> IndexGeneration:
     drop_unfinished(db, settings)
     with db.read() as session:
@@ -196,6 +190,6 @@ def _promote(
     encoder = encoder_for(version)
     if generation is None:
         generation = start_generation(db, version)
-    embed_missing(db, settings, generation, encoder, show_progress=show_progress)
+    embed_missing(db, settings, generation, encoder, progress=progress)
     activate(db, generation.id)
     return generation

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -24,12 +24,12 @@ from functools import cached_property
 import numpy as np
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
-from tqdm import tqdm
 
 from indexer.chunking import Chunker, TextChunk
 from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.errors import NotADocument, UnreadableFileError
 from searchapp.faults import crash_point
+from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Embedding, Source
@@ -38,8 +38,6 @@ from searchapp.versions import encoder_for, ensure_active_generation
 
 CHECKPOINT_SECONDS = 60.0
 log = logging.getLogger(__name__)
-# on_progress(done, total, what): after each candidate of a source, for a UI's progress bar.
-ProgressCallback = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -155,8 +153,7 @@ def index_sources(
     *,
     spec: EncoderSpec | None = None,
     db: Database | None = None,
-    show_progress: bool = True,
-    on_progress: ProgressCallback | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> IndexSummary:
     """Bring the home up to date with each source, under the writer lock; returns what changed."""
     db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
@@ -164,7 +161,7 @@ def index_sources(
     summary = IndexSummary()
     with db.writer_lock(), IndexWriter(settings, db, spec=spec) as writer:
         for source in sources:
-            _keep_books(writer, source, summary, show_progress, on_progress)
+            _keep_books(writer, source, summary, progress)
     summary.chunks = writer.chunks_written
     summary.seconds = time.perf_counter() - started
     return summary
@@ -174,20 +171,16 @@ def _keep_books(
     writer: IndexWriter,
     source: DocumentSource,
     summary: IndexSummary,
-    show_progress: bool,
-    on_progress: ProgressCallback | None,
+    progress: Progress,
 ) -> None:
     db = writer.db
     source_id = get_or_create_source(db, source.kind, source.location)
     known = known_documents(db, source_id, key=source.key_column)
     seen: set[str] = set()
     touched: dict[int, tuple[int, int]] = {}
-    total = source.count()
-    items = tqdm(source.candidates(), total=total, desc=source.label, unit=source.unit,
-                 disable=not show_progress)  # fmt: skip
-    for done, item in enumerate(items):
-        if on_progress is not None:
-            on_progress(done, total or 0, item.key)
+    items = progress.track(source.candidates(), source.label, total=source.count(),
+                           unit=source.unit, detail=lambda item: item.key)  # fmt: skip
+    for item in items:
         if isinstance(item, Rejected):
             (summary.failed if item.failed else summary.skipped).append((item.key, item.reason))
             if item.failed:

@@ -25,6 +25,7 @@ from searchapp.errors import (
     InvalidOptionError,
     SearchappError,
 )
+from searchapp.progress import NO_PROGRESS, Progress, TerminalProgress
 from searchapp.settings import Settings
 
 
@@ -33,6 +34,11 @@ def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
     settings = Settings.load(args.home, create=create)
     overrides = {name: getattr(args, name, None) for name in _field_names(Settings)}
     return dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    """Bars on stderr, unless --quiet; stdout stays for the command's own output."""
+    return NO_PROGRESS if args.quiet else TerminalProgress()
 
 
 def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -50,14 +56,15 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.beir:
         from indexer.beir_import import import_beir
 
-        summary = import_beir(settings, args.beir, spec=_spec(args), show_progress=not args.quiet)
+        with _progress(args) as progress:
+            summary = import_beir(settings, args.beir, spec=_spec(args), progress=progress)
     else:
         from indexer.folders import index_folders
 
-        summary = index_folders(
-            settings, args.paths, spec=_spec(args), ignore=args.ignore,
-            show_progress=not args.quiet,
-        )  # fmt: skip
+        with _progress(args) as progress:
+            summary = index_folders(
+                settings, args.paths, spec=_spec(args), ignore=args.ignore, progress=progress
+            )
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
@@ -112,10 +119,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from searchapp.search import Searcher
 
     modes = SEARCH_MODE.values if args.mode == "all" else (args.mode,)
-    metrics = evaluate_beir(
-        Searcher(_settings(args)), Path(args.beir_dir), args.split, modes,
-        fusion=args.fusion, show_progress=not args.quiet,
-    )  # fmt: skip
+    searcher = Searcher(_settings(args))
+    with _progress(args) as progress:
+        metrics = evaluate_beir(
+            searcher, Path(args.beir_dir), args.split, modes, fusion=args.fusion, progress=progress
+        )
     if args.json:
         print(json.dumps({mode: m.to_json() for mode, m in metrics.items()}, indent=2))
     else:
@@ -140,7 +148,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         eval_beir=Path(args.eval_beir) if args.eval_beir else None,
         **{name: getattr(args, name) for name in _field_names(TrainingOptions)},
     )  # fmt: skip
-    report = retrain(_settings(args), sources, options, show_progress=not args.quiet)
+    with _progress(args) as progress:
+        report = retrain(_settings(args), sources, options, progress=progress)
     for where, reason in report.skipped:
         print(f"skipped  {where}: {reason}", file=sys.stderr)
     if args.json:
@@ -163,10 +172,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     settings = _settings(args)
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
     if args.action == "promote":
-        generation = promote_version(db, settings, args.id, show_progress=not args.quiet)
+        with _progress(args) as progress:
+            generation = promote_version(db, settings, args.id, progress=progress)
         print(f"Serving model version {args.id} (index generation {generation.id}).")
     elif args.action == "rollback":
-        generation = rollback(db, settings, show_progress=not args.quiet)
+        with _progress(args) as progress:
+            generation = rollback(db, settings, progress=progress)
         print(
             f"Rolled back: serving model version {generation.model_version_id} "
             f"(index generation {generation.id})."
@@ -265,7 +276,7 @@ def _at_least_one(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from indexer.training.options import TrainingOptions  # light: dataclasses, no torch
+    from indexer.training.options import PairSources, TrainingOptions  # light: no torch
 
     parser = argparse.ArgumentParser(
         prog="searchapp",
@@ -303,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="score search on a BEIR benchmark folder")
     evaluate.add_argument("beir_dir", metavar="BEIR_DIR")
-    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--split", default="test", help="the split to score (default test)")
     evaluate.add_argument("--mode", choices=(*SEARCH_MODE.values, "all"), default="all",
                           help="the search mode to score, or all (default all)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true")
@@ -317,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("pairs", nargs="*", metavar="PAIRS",
                        help="JSONL or CSV: query, positive[, negative][, label|score]")  # fmt: skip
     train.add_argument("--beir", metavar="DIR", help="take pairs from a BEIR folder's split")
-    train.add_argument("--split", default="train", help="the BEIR split to train on")
+    split = PairSources.split
+    train.add_argument("--split", default=split, help=f"the split to train on (default {split})")
     train.add_argument("--feedback", action="store_true",
                        help="use the UI feedback too (alone if nothing else is given)")  # fmt: skip
     _add_choice(train, "--loss", LOSS)

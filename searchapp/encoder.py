@@ -135,9 +135,7 @@ class Encoder:
         """Tokens left for text once the [CLS] and [SEP] tokens are added."""
         return self.spec.max_seq_length - 2
 
-    def encode(
-        self, texts: list[str], *, batch_size: int = 64, show_progress: bool = False
-    ) -> np.ndarray:
+    def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         """Embed ``texts``; returns a float32 array of shape (len(texts), dimension)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -146,7 +144,7 @@ class Encoder:
             batch_size=batch_size,
             convert_to_numpy=True,
             normalize_embeddings=True,
-            show_progress_bar=show_progress,
+            show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 

@@ -11,11 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from searchapp.beir import read_qrels, read_queries
 from searchapp.choices import FUSION, SEARCH_MODE
 from searchapp.errors import BeirFormatError, InvalidOptionError
+from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.search import Searcher
 
 QUERY_BATCH = 64
@@ -81,7 +80,7 @@ def evaluate_beir(
     modes: Sequence[str] = SEARCH_MODE.values,
     *,
     fusion: str = FUSION.default,
-    show_progress: bool = True,
+    progress: Progress = NO_PROGRESS,
 ) -> dict[str, Metrics]:
     """Run the split's queries through ``searcher`` (the code a user's query takes) and score them.
 
@@ -100,7 +99,7 @@ def evaluate_beir(
     for mode in modes:
         rankings: dict[str, list[str]] = {}
         batches = range(0, len(ids), QUERY_BATCH)
-        for start in tqdm(batches, desc=f"eval {mode}", unit="batch", disable=not show_progress):
+        for start in progress.track(batches, f"eval {mode}", total=len(batches), unit="batch"):
             batch = ids[start : start + QUERY_BATCH]
             answers = searcher.search_many(
                 [queries[q] for q in batch], k=100, mode=mode, fusion=fusion

@@ -30,7 +30,7 @@ def sample_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     from searchapp.settings import Settings
 
     settings = Settings.load(tmp_path_factory.mktemp("sample-home"))
-    summary = index_folders(settings, [DATA], show_progress=False)  # honours .searchappignore
+    summary = index_folders(settings, [DATA])  # honours .searchappignore
     assert not summary.failed, summary.failed
     return settings
 

@@ -14,7 +14,7 @@ def test_check_finds_damage_and_repair_fixes_it(cli, docs_copy: Path, home: Sett
     def _check(*args: str):  # type: ignore[no-untyped-def]
         return cli("--home", home.home, "check", *args)
 
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     healthy = _check("--json")
     assert healthy.code == 0 and json.loads(healthy.out)["ok"] is True
 

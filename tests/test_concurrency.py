@@ -49,7 +49,7 @@ def test_searches_never_fail_while_indexing_and_promotion_switch_generations(
     folder = tmp_path / "docs"
     shutil.copytree(DATA / "docs" / "bees", folder / "bees")
     home = Settings.load(tmp_path / "home")
-    index_folders(home, [folder], show_progress=False)
+    index_folders(home, [folder])
 
     command = [sys.executable, "-c", READER, str(home.home), "60"]
     # Answers go to files: a pipe nobody reads until the end would fill and stall the readers.
@@ -58,13 +58,13 @@ def test_searches_never_fail_while_indexing_and_promotion_switch_generations(
     # The writer: more documents, then a new model version (cls pooling) promoted over them.
     shutil.copytree(DATA / "docs" / "coffee", folder / "coffee")
     shutil.copytree(DATA / "docs" / "astronomy", folder / "astronomy")
-    index_folders(home, [folder], show_progress=False)
+    index_folders(home, [folder])
     db = Database(home.database_url, lock_path=home.write_lock_path)
     with db.write() as session:
         version = register_version(
             session, load_encoder(EncoderSpec(pooling="cls")), name="cls", status="candidate"
         )
-    generation = promote_version(db, home, version.id, show_progress=False)
+    generation = promote_version(db, home, version.id)
 
     samples = []
     for reader, output in zip(readers, outputs, strict=True):

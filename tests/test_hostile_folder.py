@@ -169,7 +169,7 @@ def test_oversized_file_is_refused_without_being_read(docs_copy: Path, home) -> 
     huge = docs_copy / "huge.txt"
     with huge.open("wb") as handle:
         handle.truncate(MAX_FILE_BYTES + 1)  # sparse: the size is there, the disk is not used
-    summary = index_folders(home, [docs_copy], show_progress=False)
+    summary = index_folders(home, [docs_copy])
     assert [(Path(p).name, r) for p, r in summary.failed] == [
         ("huge.txt", "file too large (64 MiB; the limit is 64 MiB)")
     ]
@@ -178,20 +178,19 @@ def test_oversized_file_is_refused_without_being_read(docs_copy: Path, home) -> 
 
 def test_file_vanishing_mid_run_is_reported_and_forgotten(docs_copy: Path, home) -> None:  # type: ignore[no-untyped-def]
     from indexer.folders import index_folders
+    from searchapp.progress import CallbackProgress, Update
     from searchapp.search import Searcher
 
     victim = docs_copy / "coffee" / "espresso-dialing-in.md"
     assert victim.exists()
 
-    def delete_victim_midway(done: int, total: int, path: str) -> None:
-        if path == str(victim):
+    def delete_victim_midway(update: Update) -> None:
+        if update.detail == str(victim):
             victim.unlink()  # the walk listed it; the indexer is about to read it
 
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     victim.write_text(victim.read_text() + "\nEdited: a new line about crema.")
-    summary = index_folders(
-        home, [docs_copy], show_progress=False, on_progress=delete_victim_midway
-    )
+    summary = index_folders(home, [docs_copy], progress=CallbackProgress(delete_victim_midway))
     assert not victim.exists()
     assert (str(victim), "vanished during the run") in summary.skipped
     assert summary.removed == 1 and not summary.failed

@@ -49,29 +49,29 @@ def test_html_script_and_style_are_not_content(sample_searcher: Searcher) -> Non
 
 
 def test_reindexing_an_unchanged_folder_encodes_nothing(docs_copy: Path, home: Settings) -> None:
-    first = index_folders(home, [docs_copy], show_progress=False)
+    first = index_folders(home, [docs_copy])
     assert first.added == 12 and first.chunks > 12
-    second = index_folders(home, [docs_copy], show_progress=False)
+    second = index_folders(home, [docs_copy])
     assert (second.added, second.updated, second.removed, second.chunks) == (0, 0, 0, 0)
     assert second.unchanged == 12
 
 
 def test_touched_but_identical_file_is_not_re_encoded(docs_copy: Path, home: Settings) -> None:
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     path = docs_copy / "bees" / "hive-types.txt"
     path.write_bytes(path.read_bytes())  # new mtime, same bytes
-    again = index_folders(home, [docs_copy], show_progress=False)
+    again = index_folders(home, [docs_copy])
     assert again.chunks == 0 and again.unchanged == 12
 
 
 def test_edited_file_is_found_by_its_new_text_only(docs_copy: Path, home: Settings) -> None:
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     searcher = Searcher(home)
     note = docs_copy / "bees" / "hive-types.txt"
     assert "hive-types.txt" in _paths(searcher, "Langstroth", "keyword")
 
     note.write_text("Zebra finches sing complex songs learned from their fathers.\n")
-    summary = index_folders(home, [docs_copy], show_progress=False)
+    summary = index_folders(home, [docs_copy])
     assert (summary.updated, summary.added, summary.removed) == (1, 0, 0)
 
     assert "hive-types.txt" not in _paths(searcher, "Langstroth", "keyword", k=12)
@@ -82,21 +82,21 @@ def test_edited_file_is_found_by_its_new_text_only(docs_copy: Path, home: Settin
 
 
 def test_deleted_file_is_no_longer_found(docs_copy: Path, home: Settings) -> None:
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     searcher = Searcher(home)
     assert _paths(searcher, "varroa mites treatment", k=1) == ["varroa-mites.md"]
     (docs_copy / "bees" / "varroa-mites.md").unlink()
-    summary = index_folders(home, [docs_copy], show_progress=False)
+    summary = index_folders(home, [docs_copy])
     assert summary.removed == 1
     for mode in ("dense", "keyword", "hybrid"):
         assert "varroa-mites.md" not in _paths(searcher, "varroa mites treatment", mode, k=12)
 
 
 def test_vector_ids_equal_live_chunk_ids_after_edits(docs_copy: Path, home: Settings) -> None:
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     (docs_copy / "coffee" / "storing-beans.txt").write_text("Short new text about beans.")
     (docs_copy / "bees" / "hive-types.txt").unlink()
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     searcher = Searcher(home)
     searcher.search("beans")
     db = searcher.db
@@ -110,12 +110,12 @@ def test_vector_ids_equal_live_chunk_ids_after_edits(docs_copy: Path, home: Sett
 
 
 def test_chunk_ids_are_never_reused(docs_copy: Path, home: Settings) -> None:
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     db = Database(home.database_url)
     with db.read() as session:
         highest = max(row[0] for row in session.query(Chunk.id))
     (docs_copy / "coffee" / "storing-beans.txt").write_text("Replacement text.")
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     with db.read() as session:
         newest = max(row[0] for row in session.query(Chunk.id))
     assert newest > highest

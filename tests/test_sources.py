@@ -53,14 +53,14 @@ def test_a_new_source_is_only_a_producer(home: Settings) -> None:
         "grinder": "A burr grinder gives an even espresso grind.",
         "saturn": "Saturn's rings are best seen at opposition.",
     }
-    first = index_sources(home, [Notes(notes)], show_progress=False)
+    first = index_sources(home, [Notes(notes)])
     assert (first.added, first.updated, first.removed, first.unchanged) == (3, 0, 0, 0)
 
     notes["grinder"] = "Cold brew steeps coarse coffee grounds for a whole day."
     notes["saturn"] = "<locked>"  # cannot be read this time: what was stored is kept
     notes["empty"] = "   "  # not a document: skipped
     del notes["hives"]
-    second = index_sources(home, [Notes(notes, refused=("draft",))], show_progress=False)
+    second = index_sources(home, [Notes(notes, refused=("draft",))])
     assert (second.added, second.updated, second.removed, second.unchanged) == (0, 1, 1, 0)
     assert second.failed == [("saturn", "locked by another program")]
     assert sorted(second.skipped) == [("draft", "not a note"), ("empty", "no text")]
@@ -70,7 +70,7 @@ def test_a_new_source_is_only_a_producer(home: Settings) -> None:
     assert titles[0] == "grinder"  # searched by its new text
     assert sorted(titles) == ["grinder", "saturn"]  # hives removed, saturn kept
 
-    third = index_sources(home, [Notes(notes)], show_progress=False)
+    third = index_sources(home, [Notes(notes)])
     assert (third.added, third.updated, third.removed, third.unchanged, third.chunks) == (
         0, 0, 0, 1, 0,
     )  # fmt: skip

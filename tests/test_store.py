@@ -29,7 +29,7 @@ def _top(searcher: Searcher) -> list[list[tuple[str, float]]]:
 
 @pytest.fixture
 def indexed(docs_copy: Path, home: Settings) -> tuple[Settings, Path, list]:
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     db = Database(home.database_url)
     with db.read() as session:
         generation = active_generation(session)
@@ -64,7 +64,7 @@ def test_each_save_writes_a_new_file_and_removes_the_one_it_replaces(
 ) -> None:
     home, first, _ = indexed
     (docs_copy / "bees" / "mead.txt").write_text("Mead is wine made by fermenting honey.")
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     with Database(home.database_url).read() as session:
         second = recorded_index_file(home.index_dir, active_generation(session))
     assert second is not None and second != first
@@ -81,7 +81,7 @@ def test_a_reader_whose_file_was_replaced_meanwhile_loads_its_successor(
         generation = active_generation(session)  # this snapshot names the first file
         (docs_copy / "bees" / "mead.txt").write_text("Mead is wine made by fermenting honey.")
         (docs_copy / "coffee" / "storing-beans.txt").unlink()
-        index_folders(home, [docs_copy], show_progress=False)  # saves anew, deletes the first
+        index_folders(home, [docs_copy])  # saves anew, deletes the first
         assert not first.exists()
         index, sync = open_index(session, generation, home.index_dir, 384)
         assert not sync.rebuilt and sync.removed >= 1 and sync.added >= 1
@@ -111,14 +111,14 @@ def test_vectors_committed_but_never_saved_are_replayed(indexed: tuple, tmp_path
 def test_a_running_searcher_sees_changes_made_by_another_writer(
     docs_copy: Path, home: Settings
 ) -> None:
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     searcher = Searcher(home)
     assert searcher.search("Langstroth", k=1, mode="keyword")[0].path.endswith("hive-types.txt")
     (docs_copy / "bees" / "hive-types.txt").unlink()
     (docs_copy / "bees" / "mead.txt").write_text(
         "Mead is wine made by fermenting honey with water."
     )
-    index_folders(home, [docs_copy], show_progress=False)
+    index_folders(home, [docs_copy])
     assert searcher.search("Langstroth", k=5, mode="keyword") == []
     assert searcher.search("honey wine", k=1, mode="dense")[0].path.endswith("mead.txt")
 
@@ -126,6 +126,6 @@ def test_a_running_searcher_sees_changes_made_by_another_writer(
 def test_second_writer_is_refused_with_a_clear_message(docs_copy: Path, home: Settings) -> None:
     db = Database(home.database_url, lock_path=home.write_lock_path)
     with db.writer_lock(), pytest.raises(WriterBusyError, match="Another searchapp process"):
-        index_folders(home, [docs_copy], show_progress=False)
+        index_folders(home, [docs_copy])
     with db.read() as session:
         assert session.query(Chunk).count() == 0  # the refused run wrote nothing

@@ -37,7 +37,7 @@ def _snapshot(home: Settings) -> list[list[tuple[int, float]]]:
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample indexed once; tests copy it so that each starts from the same home."""
     home = Settings.load(tmp_path_factory.mktemp("train-template") / "home")
-    index_folders(home, [DATA], show_progress=False)
+    index_folders(home, [DATA])
     return home.home
 
 
@@ -81,8 +81,7 @@ def test_pairs_that_teach_nothing_are_not_promoted(home: Settings, tmp_path: Pat
                 for r, p in zip(rows, positives, strict=True))
     )  # fmt: skip
     before = _snapshot(home)
-    report = retrain(home, PairSources(files=(shuffled,)), TrainingOptions(**QUICK),
-                     show_progress=False)  # fmt: skip
+    report = retrain(home, PairSources(files=(shuffled,)), TrainingOptions(**QUICK))  # fmt: skip
     assert not report.promoted
     assert report.after["ndcg@10"] < report.before["ndcg@10"] + 0.005
     assert "not served" in report.reason
@@ -94,7 +93,7 @@ def test_pairs_that_teach_nothing_are_not_promoted(home: Settings, tmp_path: Pat
 def test_forced_promotion_then_rollback_restores_the_results(cli, home: Settings) -> None:  # type: ignore[no-untyped-def]
     before = _snapshot(home)
     report = retrain(home, PairSources(files=(DATA / "pairs.jsonl",)),
-                     TrainingOptions(**QUICK, force=True), show_progress=False)  # fmt: skip
+                     TrainingOptions(**QUICK, force=True))  # fmt: skip
     assert report.promoted and "forced" in report.reason
     after = _snapshot(home)
     assert after != before  # the new model's vectors now answer

@@ -9,6 +9,7 @@ import streamlit as st
 from indexer.folders import index_folders, remove_source
 from indexer.pipeline import IndexSummary
 from searchapp.errors import SearchappError
+from searchapp.progress import CallbackProgress, Update
 from searchapp.status import list_sources
 from ui.resources import database, settings
 
@@ -16,11 +17,12 @@ from ui.resources import database, settings
 def _run(folders: list[str]) -> IndexSummary | None:
     bar = st.progress(0.0, text="Starting…")
 
-    def on_progress(done: int, total: int, path: str) -> None:
-        bar.progress(done / max(total, 1), text=f"{done} / {total} files · {Path(path).name}")
+    def show(update: Update) -> None:
+        now = f" · {Path(update.detail).name}" if update.detail else ""
+        bar.progress(update.fraction, text=f"{update.done} / {update.total} files{now}")
 
     try:
-        summary = index_folders(settings(), folders, show_progress=False, on_progress=on_progress)
+        summary = index_folders(settings(), folders, progress=CallbackProgress(show))
     except SearchappError as error:
         bar.empty()
         st.error(str(error))

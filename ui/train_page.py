@@ -10,6 +10,7 @@ from indexer.training.retrain import retrain
 from searchapp.choices import LOSS, POOLING
 from searchapp.errors import SearchappError
 from searchapp.feedback import feedback_counts
+from searchapp.progress import CallbackProgress, Update
 from searchapp.versions import list_versions
 from ui.resources import database, settings
 
@@ -31,13 +32,12 @@ def _pairs_file() -> str | None:
 def _train(sources: PairSources, options: TrainingOptions) -> None:
     bar = st.progress(0.0, text="Starting…")
 
-    def on_progress(stage: str, done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{stage}: {done} / {total}")
+    def show(update: Update) -> None:
+        bar.progress(update.fraction, text=f"{update.stage}: {update.done} / {update.total}")
 
     try:
         with st.spinner("Training on the CPU: this takes minutes…"):
-            report = retrain(settings(), sources, options, show_progress=False,
-                             on_progress=on_progress)  # fmt: skip
+            report = retrain(settings(), sources, options, progress=CallbackProgress(show))
     except SearchappError as error:
         bar.empty()
         st.error(str(error))
@@ -83,11 +83,11 @@ def _versions() -> None:
     try:
         if left.button("Serve this version") and choice is not None:
             with st.spinner("Embedding with that version (search keeps working)…"):
-                promote_version(database(), settings(), int(choice), show_progress=False)
+                promote_version(database(), settings(), int(choice))
             st.rerun()
         if right.button("Roll back to the previous version"):
             with st.spinner("Switching back…"):
-                rollback(database(), settings(), show_progress=False)
+                rollback(database(), settings())
             st.rerun()
     except SearchappError as error:
         st.error(str(error))

@@ -16,7 +16,7 @@ from indexer.training.losses import make_loss
 from indexer.training.options import TrainingOptions
 from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.faults import crash_point
-from searchapp.progress import StageProgress, report
+from searchapp.progress import NO_PROGRESS, Progress
 
 
 def fine_tune(
@@ -25,8 +25,7 @@ def fine_tune(
     options: TrainingOptions,
     output_dir: Path,
     *,
-    show_progress: bool = True,
-    on_progress: StageProgress | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> list[tuple[int, float]]:
     """Train a fresh copy of ``spec``'s model on ``rows`` and save it; returns (step, loss)."""
     from datasets import Dataset
@@ -45,7 +44,7 @@ def fine_tune(
                 history.append((state.global_step, float(logs["loss"])))
 
         def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            report(on_progress, "train", state.global_step, state.max_steps)
+            progress.report("train", state.global_step, state.max_steps, unit="step")
             crash_point("train-step")
 
     model = Encoder(spec).model  # not the shared encoder: searches keep using the served weights
@@ -64,7 +63,7 @@ def fine_tune(
         logging_steps=5,
         report_to="none",
         seed=options.seed,
-        disable_tqdm=not show_progress,
+        disable_tqdm=True,  # the steps go to ``progress``, like every other stage
     )
     trainer = SentenceTransformerTrainer(
         model=model,

@@ -47,9 +47,7 @@ def evaluate_generation(
     """Dense nDCG@10 etc. of one generation on the held-out queries (or the named BEIR split)."""
     searcher = Searcher(settings, db, generation_id=generation_id)
     if options.eval_beir is not None:
-        return evaluate_beir(
-            searcher, options.eval_beir, options.eval_split, ["dense"], show_progress=False
-        )["dense"]
+        return evaluate_beir(searcher, options.eval_beir, options.eval_split, ["dense"])["dense"]
     qrels: dict[str, dict[str, int]] = {}
     for j in held_out:
         if j.doc_id is not None and j.score >= 0.5:

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from indexer.training.pairs import Judgement
 from searchapp.encoder import Encoder
-from searchapp.progress import StageProgress, report
+from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.search import Searcher
 
 QUERY_BATCH = 64
@@ -39,8 +38,7 @@ def mine(
     first: int = 4,
     last: int = 30,
     near_duplicate: float = 0.95,
-    show_progress: bool = True,
-    on_progress: StageProgress | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> list[MinedQuery]:
     """Positives (their best-matching chunk) and negatives (given, then mined) per query."""
     positives: dict[str, list[Judgement]] = defaultdict(list)
@@ -54,8 +52,7 @@ def mine(
     encoder = searcher.encoder
     mined: list[MinedQuery] = []
     batches = range(0, len(queries), QUERY_BATCH)
-    for start in tqdm(batches, desc="mine negatives", unit="batch", disable=not show_progress):
-        report(on_progress, "mine negatives", start, len(queries))
+    for start in progress.track(batches, "mine negatives", total=len(batches), unit="batch"):
         batch = queries[start : start + QUERY_BATCH]
         vectors = encoder.encode(batch)  # the same model, so these are the search's query vectors
         rankings = searcher.search_many(batch, k=last, mode="dense")
@@ -77,7 +74,6 @@ def mine(
             scores = [j.score for j in positives[query]]
             scored = list(zip(positive_texts, scores, strict=True))
             mined.append(MinedQuery(query, scored, negatives))
-    report(on_progress, "mine negatives", len(queries), len(queries))
     return mined
 
 

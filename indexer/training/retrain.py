@@ -39,7 +39,7 @@ from indexer.training.pairs import (
 )
 from searchapp.encoder import EncoderSpec
 from searchapp.errors import PairsError
-from searchapp.progress import StageProgress
+from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -130,15 +130,12 @@ def train_candidate(
     rows: dict[str, list],
     options: TrainingOptions,
     *,
-    show_progress: bool,
-    on_progress: StageProgress | None,
+    progress: Progress,
 ) -> tuple[EncoderSpec, list[tuple[int, float]]]:
     """Step 3: fine-tune into the model folder ``output``; returns its spec and the loss
     history."""
     partial = output.with_name(output.name + ".partial")
-    history = fine_tune(
-        spec, rows, options, partial, show_progress=show_progress, on_progress=on_progress
-    )
+    history = fine_tune(spec, rows, options, partial, progress=progress)
     partial.rename(output)  # a killed run leaves only a .partial folder, removed next time
     (output / HISTORY_FILE).write_text(
         json.dumps({"options": options.to_json(), "loss_history": history}, indent=2)
@@ -153,8 +150,7 @@ def build_candidate_generation(
     served: ModelVersion,
     name: str,
     *,
-    show_progress: bool,
-    on_progress: StageProgress | None,
+    progress: Progress,
 ) -> tuple[ModelVersion, IndexGeneration]:
     """Step 4: register the candidate and embed every chunk with it, beside the served index."""
     encoder = load_encoder(spec)  # shared: the gate's evaluation then uses this same model
@@ -163,9 +159,7 @@ def build_candidate_generation(
             session, encoder, name=name, status="candidate", parent_id=served.id
         )
     generation = start_generation(db, version)
-    embed_missing(
-        db, settings, generation, encoder, show_progress=show_progress, on_progress=on_progress
-    )
+    embed_missing(db, settings, generation, encoder, progress=progress)
     return version, generation
 
 
@@ -174,8 +168,7 @@ def retrain(
     sources: PairSources,
     options: TrainingOptions | None = None,
     *,
-    show_progress: bool = True,
-    on_progress: StageProgress | None = None,
+    progress: Progress = NO_PROGRESS,
     db: Database | None = None,
 ) -> TrainingReport:
     """Train a candidate on the pairs, gate it on held-out queries, and promote it if better."""
@@ -197,8 +190,7 @@ def retrain(
             searcher,
             train,
             per_query=options.negatives_per_query,
-            show_progress=show_progress,
-            on_progress=on_progress,
+            progress=progress,
         )
         rows = training_rows(options.loss, mined)
         used = len(next(iter(rows.values())))
@@ -208,11 +200,11 @@ def retrain(
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         spec, history = train_candidate(
             settings.models_dir / f"{stamp}-{options.loss}", candidate_spec(served, options),
-            rows, options, show_progress=show_progress, on_progress=on_progress,
+            rows, options, progress=progress,
         )  # fmt: skip
         name = f"{options.loss} on {used} rows ({stamp})"
         version, generation = build_candidate_generation(
-            settings, db, spec, served, name, show_progress=show_progress, on_progress=on_progress
+            settings, db, spec, served, name, progress=progress
         )
 
         before = evaluate_generation(settings, db, served_generation.id, held_out, options)
