@@ -39,7 +39,8 @@ class Chunker:
                 f"Overlap must be between 0 and half the chunk size ({max_tokens // 2}), "
                 f"got {overlap_tokens}."
             )
-        counting = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        fast = getattr(tokenizer, "backend_tokenizer", tokenizer)  # transformers' or tokenizers'
+        counting = Tokenizer.from_str(fast.to_str())
         counting.no_truncation()  # the shipped tokenizer.json truncates at 128, which hides length
         counting.no_padding()
         self.max_tokens = max_tokens

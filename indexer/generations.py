@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, update
 
+from searchapp.backends import resolve
 from searchapp.encoder import Encoder
 from searchapp.errors import InvalidOptionError, UnknownVersionError
 from searchapp.faults import crash_point
@@ -85,10 +86,13 @@ def embed_missing(
     return done
 
 
-def start_generation(db: Database, version: ModelVersion) -> IndexGeneration:
-    """A new, empty generation in state "building" for ``version``."""
+def start_generation(db: Database, version: ModelVersion, backend: str) -> IndexGeneration:
+    """A new, empty generation in state "building" for ``version``, embedded by ``backend``
+    (``auto`` resolved here, once)."""
     with db.write() as session:
-        generation = IndexGeneration(model_version_id=version.id, status="building")
+        generation = IndexGeneration(
+            model_version_id=version.id, status="building", backend=resolve(backend)
+        )
         session.add(generation)
         session.flush()
         return generation
@@ -147,11 +151,30 @@ def drop_unfinished(db: Database, settings: Settings) -> list[int]:
 
 
 def promote_version(
-    db: Database, settings: Settings, version_id: int, *, progress: Progress = NO_PROGRESS
+    db: Database,
+    settings: Settings,
+    version_id: int,
+    *,
+    backend: str | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> IndexGeneration:
-    """Serve ``version_id``: reuse its generation (embedding chunks added since) or build one."""
+    """Serve ``version_id``: reuse its newest generation (of ``backend``, when one is named),
+    embedding the chunks added since, or build one (with ``backend``, else the settings')."""
     with db.writer_lock():
-        return _promote(db, settings, version_id, progress)
+        drop_unfinished(db, settings)
+        with db.read() as session:
+            version = session.get(ModelVersion, version_id)
+            if version is None:
+                raise UnknownVersionError(
+                    f"No model version {version_id}: see `searchapp models list`."
+                )
+            query = select(IndexGeneration).where(IndexGeneration.model_version_id == version_id)
+            if backend is not None:
+                query = query.where(IndexGeneration.backend == resolve(backend))
+            generation = session.execute(query.order_by(IndexGeneration.id.desc())).scalar()
+        if generation is None:
+            generation = start_generation(db, version, backend or settings.backend)
+        return _serve(db, settings, version, generation, progress)
 
 
 def rollback(
@@ -159,6 +182,7 @@ def rollback(
 ) -> IndexGeneration:
     """Serve again the generation that was served before the current one."""
     with db.writer_lock():  # chosen and switched under one lock: no promotion slips in between
+        drop_unfinished(db, settings)
         with db.read() as session:
             previous = session.execute(
                 select(IndexGeneration)
@@ -167,29 +191,22 @@ def rollback(
                 )
                 .order_by(IndexGeneration.activated_at.desc())
             ).scalar()
-        if previous is None:
-            raise UnknownVersionError("There is no earlier model version to roll back to.")
-        return _promote(db, settings, previous.model_version_id, progress)
+            if previous is None:
+                raise UnknownVersionError("There is no earlier model version to roll back to.")
+            version = session.get(ModelVersion, previous.model_version_id)
+            assert version is not None
+        return _serve(db, settings, version, previous, progress)
 
 
-def _promote(
-    db: Database, settings: Settings, version_id: int, progress: Progress
+def _serve(
+    db: Database,
+    settings: Settings,
+    version: ModelVersion,
+    generation: IndexGeneration,
+    progress: Progress,
 ) -> IndexGeneration:
-    drop_unfinished(db, settings)
-    with db.read() as session:
-        version = session.get(ModelVersion, version_id)
-        if version is None:
-            raise UnknownVersionError(
-                f"No model version {version_id}: see `searchapp models list`."
-            )
-        generation = session.execute(
-            select(IndexGeneration)
-            .where(IndexGeneration.model_version_id == version_id)
-            .order_by(IndexGeneration.id.desc())
-        ).scalar()
-    encoder = encoder_for(version)
-    if generation is None:
-        generation = start_generation(db, version)
+    """Embed what ``generation`` lacks with its own backend, then switch to it."""
+    encoder = encoder_for(version, generation.backend, settings.backends_dir)
     embed_missing(db, settings, generation, encoder, progress=progress)
     activate(db, generation.id)
     return generation

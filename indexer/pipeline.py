@@ -29,6 +29,7 @@ from indexer.chunking import Chunker, TextChunk
 from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.errors import NotADocument, UnreadableFileError
 from searchapp.faults import crash_point
+from searchapp.onnx_encoder import OnnxEncoder
 from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -296,7 +297,7 @@ class IndexWriter:
         self.settings = settings
         self.db = db
         remove_leftover_index_files(db, settings.index_dir)  # callers hold the writer lock
-        self.generation, self.version = ensure_active_generation(db, spec)
+        self.generation, self.version = ensure_active_generation(db, spec, settings.backend)
         with db.read() as session:
             self.index, self.sync_report = open_index(
                 session, self.generation, settings.index_dir, self.version.dimension
@@ -311,9 +312,9 @@ class IndexWriter:
         self._last_save = time.monotonic()
 
     @cached_property
-    def encoder(self) -> Encoder:
+    def encoder(self) -> Encoder | OnnxEncoder:
         """Loaded on first use: a run where nothing changed never loads the model."""
-        return encoder_for(self.version)
+        return encoder_for(self.version, self.generation.backend, self.settings.backends_dir)
 
     @cached_property
     def chunker(self) -> Chunker:

@@ -67,4 +67,13 @@ LOSS = Choice(
     "triplet (cosine distance, margin 0.3); cosine: cosine-similarity regression",
 )
 
+BACKEND = Choice(
+    "encoder backend",
+    ("auto", "torch", "torch-bf16", "onnx", "onnx-int8"),
+    "auto",
+    "what runs the model for a new index generation: auto picks the fastest that keeps quality "
+    "here (docs/benchmarks.md); torch (fp32), torch-bf16 (CPUs with native bf16), onnx (ONNX "
+    "Runtime fp32), onnx-int8 (per-channel int8 weights)",
+)
+
 DEFAULT_RESULTS = 10  # documents a search returns unless told otherwise

@@ -173,8 +173,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
     if args.action == "promote":
         with _progress(args) as progress:
-            generation = promote_version(db, settings, args.id, progress=progress)
-        print(f"Serving model version {args.id} (index generation {generation.id}).")
+            generation = promote_version(
+                db, settings, args.id, backend=args.backend, progress=progress
+            )
+        print(
+            f"Serving model version {args.id} (index generation {generation.id}, "
+            f"backend {generation.backend})."
+        )
     elif args.action == "rollback":
         with _progress(args) as progress:
             generation = rollback(db, settings, progress=progress)
@@ -242,18 +247,26 @@ def _field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if "help" in f.metadata]
 
 
-def _add_fields(parser: argparse.ArgumentParser, cls: type, *, override: bool = False) -> None:
-    """One option per documented field of ``cls``, with its type, default and help.
+def _add_fields(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    override: bool = False,
+    only: tuple[str, ...] | None = None,
+) -> None:
+    """One option per documented field of ``cls`` (or of those named ``only``), with its type,
+    choices, default and help.
 
     ``override``: the option is None unless given, so that the loaded value stays (settings).
     """
     for f in dataclasses.fields(cls):
-        if "help" not in f.metadata:
+        if "help" not in f.metadata or (only is not None and f.name not in only):
             continue
         parser.add_argument(
             f.metadata.get("flag", "--" + f.name.replace("_", "-")),
             dest=f.name,
             type=type(f.default),
+            choices=f.metadata.get("choices"),
             default=None if override else f.default,
             metavar=f.metadata.get("metavar"),
             help=f"{f.metadata['help']} (default {f.default})",
@@ -339,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="layer of the new version (default: the served model's)")  # fmt: skip
     train.add_argument("--eval-beir", metavar="DIR", help="gate on this BEIR folder instead")
     _add_fields(train, TrainingOptions)
+    _add_fields(train, Settings, override=True, only=("backend",))
     train.add_argument("--force", action="store_true", help="promote even if not better")
     train.add_argument("--json", action="store_true")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -349,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_actions.add_parser("list", help="every model version and its status")
     promote = models_actions.add_parser("promote", help="serve model version ID")
     promote.add_argument("id", type=int, metavar="ID")
+    _add_fields(promote, Settings, override=True, only=("backend",))
     models_actions.add_parser("rollback", help="serve the previous version again")
     for sub in models_actions.choices.values():
         sub.add_argument("--json", action="store_true")

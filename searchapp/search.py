@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 from searchapp.choices import DEFAULT_RESULTS, FUSION, SEARCH_MODE
 from searchapp.encoder import Encoder
 from searchapp.errors import InvalidOptionError
+from searchapp.onnx_encoder import OnnxEncoder
 from searchapp.settings import Settings
 from searchapp.snippets import make_snippet
 from searchapp.store.database import Database
 from searchapp.store.keyword import keyword_search
-from searchapp.store.schema import Chunk, Document, Source
+from searchapp.store.schema import Chunk, Document, ModelVersion, Source
 from searchapp.store.vector_index import SyncReport, VectorIndex, open_index, reconcile
 from searchapp.versions import encoder_for, require_active_generation
 
@@ -192,15 +193,24 @@ class Searcher:
         self._lock = threading.RLock()
         self._generation_id: int | None = None
         self._revision = -1
-        self._encoder: Encoder | None = None
+        self._version: ModelVersion | None = None
+        self._backend = "torch"
+        self._encoder: Encoder | OnnxEncoder | None = None
         self._index: VectorIndex | None = None
         self.last_sync: SyncReport | None = None
 
     @property
-    def encoder(self) -> Encoder:
+    def encoder(self) -> Encoder | OnnxEncoder:
+        """The model of the generation being searched, loaded on first use (keyword search
+        needs none, so a one-shot keyword query never imports torch)."""
         with self._lock, self.db.read() as session:
             self._refresh(session)
-        assert self._encoder is not None
+            return self._query_encoder()
+
+    def _query_encoder(self) -> Encoder | OnnxEncoder:
+        if self._encoder is None:
+            assert self._version is not None
+            self._encoder = encoder_for(self._version, self._backend, self.settings.backends_dir)
         return self._encoder
 
     def _refresh(self, session: Session) -> None:
@@ -208,7 +218,7 @@ class Searcher:
         generation, version = require_active_generation(session, self.pinned_generation)
         revision = self.db.revision(session)
         if generation.id != self._generation_id or self._index is None:
-            self._encoder = encoder_for(version)
+            self._version, self._backend, self._encoder = version, generation.backend, None
             self._index, self.last_sync = open_index(
                 session, generation, self.settings.index_dir, version.dimension
             )
@@ -275,8 +285,7 @@ class Searcher:
             keyword: list[list[tuple[int, int, float]]] = [[] for _ in queries]
             vectors = None
             if mode in ("dense", "hybrid") and any(texts):
-                assert self._encoder is not None
-                vectors = self._encoder.encode([text or " " for text in texts])
+                vectors = self._query_encoder().encode([text or " " for text in texts])
                 dense = [
                     self._dense(session, vector, depth) if text else []
                     for text, vector in zip(texts, vectors, strict=True)
@@ -325,8 +334,8 @@ class Searcher:
         """Each document's ``n`` chunks most similar to ``query``, as (text, similarity)."""
         with self._lock, self.db.read() as session:
             self._refresh(session)
-            assert self._encoder is not None and self._index is not None
-            vector = self._encoder.encode([query.strip() or " "])[0]
+            assert self._index is not None
+            vector = self._query_encoder().encode([query.strip() or " "])[0]
             chunks = session.execute(
                 select(Chunk.document_id, Chunk.id, Chunk.text)
                 .where(Chunk.document_id.in_(list(document_ids)))

@@ -13,10 +13,12 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from searchapp.choices import BACKEND
 from searchapp.errors import NoIndexError, PathNotFoundError
 
 HOME_ENV = "SEARCHAPP_HOME"
 DATABASE_ENV = "SEARCHAPP_DATABASE_URL"
+BACKEND_ENV = "SEARCHAPP_BACKEND"
 DATABASE_FILE = "searchapp.db"
 
 DEFAULT_IGNORE = (
@@ -44,6 +46,11 @@ class Settings:
         metadata={"flag": "--parse-timeout", "metavar": "SECONDS",
                   "help": "stop parsing a file after this long"},
     )  # fmt: skip
+    backend: str = field(
+        default=BACKEND.default,
+        metadata={"flag": "--backend", "choices": BACKEND.values,
+                  "help": f"{BACKEND.help}; also ${BACKEND_ENV}"},
+    )  # fmt: skip
     parse_memory_mb: int = field(
         default=2048,
         metadata={"flag": "--parse-memory", "metavar": "MB",
@@ -57,6 +64,11 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def backends_dir(self) -> Path:
+        """Exports of model versions for other runtimes (ONNX), one folder per fingerprint."""
+        return self.home / "backends"
 
     @property
     def write_lock_path(self) -> Path:
@@ -85,4 +97,5 @@ class Settings:
                 f"There is no searchapp index at {path}: check --home (or {HOME_ENV}), "
                 "or index a folder there first with `searchapp index FOLDER`."
             )
-        return cls(home=path, database_url=url)
+        backend = BACKEND.check(os.environ.get(BACKEND_ENV) or BACKEND.default)
+        return cls(home=path, database_url=url, backend=backend)

@@ -29,6 +29,7 @@ class StoreStatus:
     pooling: str
     layer: int | None
     generation_id: int | None
+    backend: str
     documents: int
     chunks: int
     last_indexed: datetime | None
@@ -71,6 +72,7 @@ def store_status(db: Database) -> StoreStatus:
         pooling=version.pooling if version else "",
         layer=version.layer if version else None,
         generation_id=generation.id if generation else None,
+        backend=generation.backend if generation else "",
         documents=documents,
         chunks=chunks,
         last_indexed=max(indexed) if indexed else None,

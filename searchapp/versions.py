@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from searchapp.backends import make_encoder, resolve
 from searchapp.encoder import BUNDLED_MODEL_NAME, Encoder, EncoderSpec
 from searchapp.errors import (
     InvalidOptionError,
@@ -24,6 +28,9 @@ from searchapp.errors import (
 )
 from searchapp.store.database import Database
 from searchapp.store.schema import IndexGeneration, ModelVersion
+
+if TYPE_CHECKING:
+    from searchapp.onnx_encoder import OnnxEncoder
 
 
 def spec_of(version: ModelVersion) -> EncoderSpec:
@@ -38,24 +45,37 @@ def spec_of(version: ModelVersion) -> EncoderSpec:
 # The served model and the one being built or compared: a process that trains again and again
 # (the UI) must not keep every candidate it ever loaded.
 _LOADED_ENCODERS = 2
-_encoders: OrderedDict[EncoderSpec, Encoder] = OrderedDict()
+_encoders: OrderedDict[tuple[EncoderSpec, str], Encoder | OnnxEncoder] = OrderedDict()
 _encoders_lock = threading.Lock()
 
 
-def load_encoder(spec: EncoderSpec) -> Encoder:
-    """The encoder for ``spec``, shared within the process; the two most recently used stay
-    loaded."""
+def _shared(key: tuple[EncoderSpec, str], make: Callable[[], Encoder | OnnxEncoder]):  # type: ignore[no-untyped-def]
+    """One encoder per (spec, backend) in the process; the two most recently used stay loaded."""
     with _encoders_lock:
-        encoder = _encoders.pop(spec, None) or Encoder(spec)
-        _encoders[spec] = encoder
+        encoder = _encoders.pop(key, None) or make()
+        _encoders[key] = encoder
         while len(_encoders) > _LOADED_ENCODERS:
             _encoders.popitem(last=False)
         return encoder
 
 
-def encoder_for(version: ModelVersion) -> Encoder:
-    """The encoder of a model version, refused when its files no longer make its fingerprint."""
-    encoder = load_encoder(spec_of(version))
+def load_encoder(spec: EncoderSpec) -> Encoder:
+    """The PyTorch fp32 encoder for ``spec``, shared within the process."""
+    return _shared((spec, "torch"), lambda: Encoder(spec))
+
+
+def encoder_for(
+    version: ModelVersion, backend: str = "torch", cache_dir: Path | None = None
+) -> Encoder | OnnxEncoder:
+    """The encoder of a model version on ``backend`` (a generation's), refused when the
+    version's files no longer make its fingerprint. ONNX exports are cached in ``cache_dir``."""
+    spec = spec_of(version)
+    if backend in ("onnx", "onnx-int8") and cache_dir is None:
+        raise InvalidOptionError(f"The {backend} backend needs a folder for its exports.")
+    encoder = _shared(
+        (spec, backend),
+        lambda: make_encoder(spec, backend, version.fingerprint, cache_dir or Path()),
+    )
     if encoder.fingerprint != version.fingerprint:
         raise ModelMismatchError(
             f"The files of model version {version.id} ({version.path or 'the bundled model'}) "
@@ -120,9 +140,10 @@ def register_version(
 
 
 def ensure_active_generation(
-    db: Database, spec: EncoderSpec | None = None
+    db: Database, spec: EncoderSpec | None = None, backend: str = "auto"
 ) -> tuple[IndexGeneration, ModelVersion]:
-    """The served generation; a fresh home gets one for ``spec`` (default: the bundled model).
+    """The served generation; a fresh home gets one for ``spec`` (default: the bundled model),
+    embedded by ``backend``.
 
     When the home already serves a model and ``spec`` asks for different pooling or layer, this
     refuses rather than mixing vectors of two models in one index.
@@ -147,7 +168,10 @@ def ensure_active_generation(
         version = register_version(session, encoder, name=label, status="active")
         version.status = "active"
         generation = IndexGeneration(
-            model_version_id=version.id, status="active", activated_at=datetime.now(UTC)
+            model_version_id=version.id,
+            status="active",
+            backend=resolve(backend),
+            activated_at=datetime.now(UTC),
         )
         session.add(generation)
         session.flush()

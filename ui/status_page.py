@@ -18,7 +18,8 @@ def render() -> None:
     right.metric("Index generation", status.generation_id or "-")
     st.markdown(
         f"**Model version** {status.version_id or '-'}: {status.version_name}  \n"
-        f"pooling `{status.pooling or '-'}`, layer `{status.layer or 'final'}`  \n"
+        f"pooling `{status.pooling or '-'}`, layer `{status.layer or 'final'}`, "
+        f"backend `{status.backend or '-'}`  \n"
         f"fingerprint `{status.fingerprint or '-'}`"
     )
     last = status.last_indexed.strftime("%Y-%m-%d %H:%M UTC") if status.last_indexed else "never"

@@ -44,7 +44,13 @@ from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import IndexGeneration, ModelVersion
-from searchapp.versions import load_encoder, register_version, require_active_generation, spec_of
+from searchapp.versions import (
+    encoder_for,
+    load_encoder,
+    register_version,
+    require_active_generation,
+    spec_of,
+)
 
 HISTORY_FILE = "training.json"
 
@@ -153,12 +159,13 @@ def build_candidate_generation(
     progress: Progress,
 ) -> tuple[ModelVersion, IndexGeneration]:
     """Step 4: register the candidate and embed every chunk with it, beside the served index."""
-    encoder = load_encoder(spec)  # shared: the gate's evaluation then uses this same model
     with db.write() as session:
         version = register_version(
-            session, encoder, name=name, status="candidate", parent_id=served.id
+            session, load_encoder(spec), name=name, status="candidate", parent_id=served.id
         )
-    generation = start_generation(db, version)
+    generation = start_generation(db, version, settings.backend)
+    # Shared: the gate's evaluation then uses this same model.
+    encoder = encoder_for(version, generation.backend, settings.backends_dir)
     embed_missing(db, settings, generation, encoder, progress=progress)
     return version, generation
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -61,6 +61,7 @@ class Database:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 Base.metadata.create_all(conn)
+                _add_missing_columns(conn)
                 if self.is_sqlite:
                     for statement in _FTS_DDL:
                         conn.execute(text(statement))
@@ -117,6 +118,19 @@ class Database:
 
     def revision(self, session: Session) -> int:
         return session.execute(select(StoreState.revision)).scalar_one()
+
+
+# Columns added after homes were first made: (table, column, DDL type and default).
+_ADDED_COLUMNS = (("index_generations", "backend", "VARCHAR(16) NOT NULL DEFAULT 'torch'"),)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Bring a home made by an earlier version up to the current tables (no data changes)."""
+    present = {table: {c["name"] for c in inspect(conn).get_columns(table)}
+               for table in {table for table, _, _ in _ADDED_COLUMNS}}  # fmt: skip
+    for table, column, ddl in _ADDED_COLUMNS:
+        if column not in present[table]:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -105,6 +105,8 @@ class IndexGeneration(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     status: Mapped[str] = mapped_column(String(16), default="building")
+    # The runtime that embedded its chunks (searchapp.backends); queries use the same one.
+    backend: Mapped[str] = mapped_column(String(16), default="torch", server_default="torch")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(default=None)
     file_name: Mapped[str | None] = mapped_column(Text, default=None)

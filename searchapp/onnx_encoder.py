@@ -1,0 +1,223 @@
+"""The ONNX Runtime backend: a model version exported once, then run without torch.
+
+``export`` turns a model version's transformer into ONNX (``torch.onnx.export`` with eager
+attention: offline, and equal to PyTorch to cosine 1.0) and, for ``onnx-int8``, quantizes its
+weights per channel (per-tensor weights lose far more). The files are cached in the home per
+fingerprint with a checksum and rebuilt when missing or damaged. ``OnnxEncoder`` then needs only
+``onnxruntime``, ``tokenizers`` and numpy: a query in a fresh process does not import torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from searchapp.encoder import EncoderSpec, model_fingerprint
+from searchapp.errors import ModelMismatchError, SearchappError
+
+MANIFEST = "manifest.json"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class ExportError(SearchappError):
+    """A model version could not be exported for a backend."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_export(cache_dir: Path, spec: EncoderSpec, fingerprint: str, int8: bool) -> Path:
+    """The folder of ``fingerprint``'s export (model.onnx, tokenizer.json, manifest), made now
+    if it is missing or does not verify."""
+    folder = cache_dir / f"{fingerprint[:16]}-{'int8' if int8 else 'fp32'}"
+    if _verifies(folder, fingerprint):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        manifest = _export(spec, work, int8=int8)
+        if manifest["fingerprint"] != fingerprint:
+            raise ModelMismatchError(
+                f"The model files now make fingerprint {manifest['fingerprint'][:12]}, not "
+                f"{fingerprint[:12]}: they changed after the version was registered."
+            )
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        os.replace(work, folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return folder
+
+
+def _verifies(folder: Path, fingerprint: str) -> bool:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        return manifest["fingerprint"] == fingerprint and manifest["sha256"] == _sha256(
+            folder / "model.onnx"
+        )
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The tracer's warnings and the quantizer's advice are for ONNX developers, not users."""
+    root = logging.getLogger()
+    level = root.level
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            root.setLevel(level)
+
+
+def _export(spec: EncoderSpec, work: Path, *, int8: bool) -> dict[str, object]:
+    """Export with torch (imported here only), then quantize if asked; returns the manifest."""
+    from searchapp.encoder import Encoder
+
+    encoder = Encoder(spec)
+    transformer = encoder.model[0]
+    names = [name for name in _INPUTS if name in transformer.tokenizer(["an example"])]
+    try:
+        with _quiet():
+            _export_transformer(transformer, names, work / "model-fp32.onnx")
+            if int8:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                quantize_dynamic(
+                    str(work / "model-fp32.onnx"), str(work / "model.onnx"),
+                    per_channel=True, weight_type=QuantType.QInt8,
+                )  # fmt: skip
+                (work / "model-fp32.onnx").unlink()
+            else:
+                (work / "model-fp32.onnx").rename(work / "model.onnx")
+    except Exception as error:  # the exporter's failures are many and not ours to list
+        raise ExportError(
+            f"Exporting model {spec.path or 'all-MiniLM-L6-v2'} to ONNX failed ({error}); "
+            "use --backend torch (or SEARCHAPP_BACKEND=torch) meanwhile."
+        ) from error
+    transformer.tokenizer.backend_tokenizer.save(str(work / "tokenizer.json"))
+    return {
+        "fingerprint": encoder.fingerprint,
+        "sha256": _sha256(work / "model.onnx"),
+        "inputs": names,
+        "pooling": spec.pooling,
+        "max_seq_length": spec.max_seq_length,
+        "dimension": encoder.dimension,
+        "layers_used": encoder.layers_used,
+        "int8": int8,
+    }
+
+
+def _export_transformer(transformer, names: list[str], target: Path) -> None:  # type: ignore[no-untyped-def]
+    """The transformer's last hidden state (the pooled layer: the model is already cut to it)
+    as ONNX, with batch and sequence length left free."""
+    import torch
+
+    model = transformer.auto_model.eval()
+    model.config._attn_implementation = "eager"  # the exporter traces eager attention offline
+    sample = transformer.tokenizer(["an example"], return_tensors="pt")
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, *inputs):  # type: ignore[no-untyped-def]
+            return self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "last_hidden_state"]}
+    with torch.no_grad():
+        torch.onnx.export(
+            LastHidden(), tuple(sample[name] for name in names), str(target),
+            input_names=names, output_names=["last_hidden_state"], dynamic_axes=axes,
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
+
+
+class OnnxEncoder:
+    """Embeds texts with an exported model on ONNX Runtime: the same vectors as ``Encoder``
+    (fp32: cosine 1.0; int8: an approximation, see docs/benchmarks.md), without torch.
+
+    Example::
+
+        folder = cached_export(home / "backends", spec, fingerprint, int8=True)
+        vectors = OnnxEncoder(spec, folder).encode(["how do bees make honey?"])
+    """
+
+    def __init__(self, spec: EncoderSpec, folder: Path) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        manifest = json.loads((folder / MANIFEST).read_text())
+        self.spec = spec
+        self.dimension: int = manifest["dimension"]
+        self.layers_used: int = manifest["layers_used"]
+        self._inputs: list[str] = manifest["inputs"]
+        self.fingerprint: str = model_fingerprint(spec, self.dimension, self.layers_used)
+        if self.fingerprint != manifest["fingerprint"]:
+            raise ModelMismatchError(
+                f"The ONNX export in {folder} was made from other model files; it is rebuilt "
+                "on the next run."
+            )
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(max_length=spec.max_seq_length)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        # Spinning worker threads would slow the rest of the process (SQL, FAISS) between calls.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+
+    @property
+    def max_content_tokens(self) -> int:
+        return self.spec.max_seq_length - 2
+
+    def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        """Embed ``texts``; batches are formed by length so that little padding is encoded."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(texts)
+        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
+        for start in range(0, len(texts), batch_size):
+            rows = order[start : start + batch_size]
+            vectors[rows] = self._run([encodings[i] for i in rows])
+        return vectors
+
+    def _run(self, encodings: list) -> np.ndarray:  # type: ignore[type-arg]
+        width = max(len(e.ids) for e in encodings)
+        batch = {name: np.zeros((len(encodings), width), dtype=np.int64) for name in _INPUTS}
+        for row, encoding in enumerate(encodings):
+            n = len(encoding.ids)
+            batch["input_ids"][row, :n] = encoding.ids
+            batch["attention_mask"][row, :n] = encoding.attention_mask
+            batch["token_type_ids"][row, :n] = encoding.type_ids
+        (hidden,) = self._session.run(None, {name: batch[name] for name in self._inputs})
+        mask = batch["attention_mask"][:, :, None].astype(np.float32)
+        if self.spec.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.spec.pooling == "max":
+            pooled = np.where(mask > 0, hidden, -1e9).max(axis=1)
+        else:
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)

@@ -1,0 +1,111 @@
+"""Encoder backends: ONNX exports made locally and cached, vectors that agree with PyTorch, one
+backend per generation, and a query that needs no torch at all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from searchapp import backends
+from searchapp.encoder import EncoderSpec
+from searchapp.settings import Settings
+from searchapp.store.database import Database
+from searchapp.store.schema import ModelVersion
+from searchapp.versions import active_generation, encoder_for, load_encoder
+
+TEXTS = [
+    "How do honey bees survive the winter?",
+    "Espresso needs a fine, even grind and a steady tamp.",
+    "Saturn's rings are best seen at opposition, through a small telescope.",
+]
+
+
+@pytest.fixture(scope="module")
+def version() -> ModelVersion:
+    encoder = load_encoder(EncoderSpec())
+    return ModelVersion(id=1, path=None, pooling="mean", layer=None, max_seq_length=256,
+                        dimension=384, fingerprint=encoder.fingerprint)  # fmt: skip
+
+
+def test_auto_picks_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends, "has_native_bf16", lambda: True)
+    assert backends.resolve("auto") == "torch-bf16"
+    monkeypatch.setattr(backends, "has_native_bf16", lambda: False)
+    assert backends.resolve("auto") == "torch"
+    assert backends.resolve("torch-bf16") == "torch"  # the safe fallback
+    assert backends.resolve("onnx-int8") == "onnx-int8"
+
+
+@pytest.mark.parametrize(("backend", "least_cosine"), [("onnx", 0.9999), ("onnx-int8", 0.97),
+                                                      ("torch-bf16", 0.99)])  # fmt: skip
+def test_every_backend_agrees_with_pytorch_fp32(
+    version: ModelVersion, tmp_path: Path, backend: str, least_cosine: float
+) -> None:
+    reference = load_encoder(EncoderSpec()).encode(TEXTS)
+    vectors = encoder_for(version, backend, tmp_path).encode(TEXTS)
+    assert vectors.shape == reference.shape and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors * reference).sum(axis=1).min() >= least_cosine
+
+
+def test_an_export_is_cached_and_rebuilt_when_damaged(version: ModelVersion, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from searchapp.onnx_encoder import cached_export
+
+    spec = EncoderSpec()
+    folder = cached_export(tmp_path, spec, version.fingerprint, int8=True)
+    made = (folder / "model.onnx").stat().st_mtime_ns
+    assert cached_export(tmp_path, spec, version.fingerprint, int8=True) == folder
+    assert (folder / "model.onnx").stat().st_mtime_ns == made  # not exported again
+    with (folder / "model.onnx").open("r+b") as handle:
+        handle.truncate(1000)  # a disk error, a killed copy
+    assert cached_export(tmp_path, spec, version.fingerprint, int8=True) == folder
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (folder / "model.onnx").stat().st_size > 1000 and manifest["int8"] is True
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary folder left
+
+
+def test_a_generation_keeps_its_backend_and_a_query_needs_no_torch(
+    cli, docs_copy: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    run = cli("--home", home, "index", docs_copy, "--backend", "onnx-int8", "--quiet")
+    assert run.code == 0, run.err
+    with Database(Settings.load(home).database_url).read() as session:
+        assert active_generation(session).backend == "onnx-int8"
+    code = (
+        "import sys, json\n"
+        "from searchapp.cli import main\n"
+        f"main(['--home', {str(home)!r}, 'search', 'getting rid of varroa', '--mode', 'dense',"
+        " '--json', '--k', '1'])\n"
+        "print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)  # fmt: skip
+    answer, imported = done.stdout.splitlines()
+    assert json.loads(answer)["results"][0]["path"].endswith("varroa-mites.md")
+    assert imported == "[]"
+
+
+def test_a_home_made_before_backends_existed_is_served_by_torch(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    Database(url)
+    with sqlite3.connect(tmp_path / "old.db") as connection:
+        connection.execute("ALTER TABLE index_generations DROP COLUMN backend")
+        connection.execute(
+            "INSERT INTO model_versions (id, name, pooling, max_seq_length, dimension, "
+            "fingerprint, status, created_at) VALUES (1, 'm', 'mean', 256, 384, 'f', 'active', "
+            "'2026-01-01')"
+        )
+        connection.execute(
+            "INSERT INTO index_generations (id, model_version_id, status, created_at, "
+            "vector_count, max_chunk_id) VALUES (1, 1, 'active', '2026-01-01', 0, 0)"
+        )
+    with Database(url).read() as session:  # opening it adds the column
+        assert active_generation(session).backend == "torch"
