@@ -358,11 +358,26 @@ class IndexWriter:
         self._dirty = True
 
     def flush(self) -> None:
+        """Embed the queued documents and write them."""
         if not self._pending:
             return
         pending, self._pending, self._pending_chunks = self._pending, [], 0
         texts = [chunk.text for item in pending for chunk in item.chunks]
-        vectors = self.encoder.encode(texts)
+        self._write(pending, self.encoder.encode(texts))
+
+    def add_embedded(
+        self,
+        documents: Sequence[tuple[SourceDocument, list[TextChunk], np.ndarray]],
+        source_id: int,
+    ) -> None:
+        """Write documents whose chunks are already embedded by this generation's model (a
+        benchmark that builds a large store, an import of vectors made elsewhere)."""
+        self.flush()
+        pending = [_Pending(document, source_id, None, chunks) for document, chunks, _ in documents]
+        self._write(pending, np.concatenate([vectors for _, _, vectors in documents]))
+
+    def _write(self, pending: list[_Pending], vectors: np.ndarray) -> None:
+        """One transaction for the documents, chunks and embeddings; then the vector index."""
         with self.db.write() as session:
             replaced = [item.replaces for item in pending if item.replaces is not None]
             stale_chunks = self._chunk_ids(session, replaced)

@@ -207,6 +207,16 @@ class Searcher:
             self._refresh(session)
             return self._query_encoder()
 
+    @property
+    def vector_index(self) -> VectorIndex | None:
+        """The vector index of the generation searched last (None before the first search)."""
+        return self._index
+
+    @property
+    def generation_id(self) -> int | None:
+        """The generation searched last."""
+        return self._generation_id
+
     def _query_encoder(self) -> Encoder | OnnxEncoder:
         if self._encoder is None:
             assert self._version is not None

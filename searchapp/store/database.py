@@ -121,7 +121,11 @@ class Database:
 
 
 # Columns added after homes were first made: (table, column, DDL type and default).
-_ADDED_COLUMNS = (("index_generations", "backend", "VARCHAR(16) NOT NULL DEFAULT 'torch'"),)
+_ADDED_COLUMNS = (
+    ("index_generations", "backend", "VARCHAR(16) NOT NULL DEFAULT 'torch'"),
+    ("index_generations", "index_kind", "VARCHAR(8) NOT NULL DEFAULT 'flat'"),
+    ("index_generations", "index_params", "TEXT NOT NULL DEFAULT '{}'"),
+)
 
 
 def _add_missing_columns(conn: Connection) -> None:

@@ -113,6 +113,9 @@ class IndexGeneration(Base):
     checksum: Mapped[str | None] = mapped_column(String(64), default=None)
     vector_count: Mapped[int] = mapped_column(Integer, default=0)
     max_chunk_id: Mapped[int] = mapped_column(Integer, default=0)
+    # The FAISS index kind of its file ("flat": exact; "ivf") and what its searches depend on.
+    index_kind: Mapped[str] = mapped_column(String(8), default="flat", server_default="flat")
+    index_params: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
 
 
 class Embedding(Base):
