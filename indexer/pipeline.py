@@ -125,9 +125,10 @@ class Candidate(ABC):
     def document(self, content_hash: str) -> SourceDocument:
         """The document itself, parsed."""
 
-    def stamp(self) -> tuple[int, int]:
-        """(size, mtime_ns) to record for a document whose content did not change."""
-        return 0, 0
+    def stamp(self) -> tuple[int, int] | None:
+        """(size, mtime_ns) to record for a document whose content did not change; None when
+        the source has no such thing."""
+        return None
 
 
 class DocumentSource(ABC):
@@ -196,7 +197,8 @@ def _keep_books(
             digest = item.content_hash()
             if previous and digest == previous.content_hash:
                 summary.unchanged += 1
-                touched[previous.id] = item.stamp()
+                if (stamp := item.stamp()) is not None:
+                    touched[previous.id] = stamp
                 continue
             document = item.document(digest)
         except NotADocument as error:
