@@ -34,11 +34,8 @@ class ExportError(SearchappError):
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def cached_export(cache_dir: Path, spec: EncoderSpec, fingerprint: str, int8: bool) -> Path:

@@ -92,7 +92,13 @@ class VectorIndex:
     def ids(self) -> np.ndarray:
         if self.kind == "flat":
             return faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        return np.concatenate([ids for ids, _ in self._ivf_lists()] or [np.zeros(0, np.int64)])
+        lists = self.index.invlists  # ids only: readers call this after every write
+        found = [
+            faiss.rev_swig_ptr(lists.get_ids(n), lists.list_size(n)).astype(np.int64)
+            for n in range(self.index.nlist)
+            if lists.list_size(n)
+        ]
+        return np.concatenate(found) if found else np.zeros(0, np.int64)
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Every (id, vector) held, as two arrays."""
