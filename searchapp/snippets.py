@@ -60,6 +60,13 @@ def query_terms(query: str) -> list[str]:
     return list(seen)
 
 
+def content_terms(query: str) -> list[str]:
+    """The query's words that carry its meaning: stopwords dropped, unless nothing else is left
+    ("what is it" is still searched for)."""
+    terms = query_terms(query)
+    return [term for term in terms if term not in _STOPWORDS] or terms
+
+
 def _stem(term: str) -> str:
     """A light stem, so that "mites" also lights up "mite" and "brewing" lights up "brewed"."""
     for suffix in ("ing", "ed", "s"):
@@ -70,10 +77,9 @@ def _stem(term: str) -> str:
 
 def _highlight_pattern(query: str) -> re.Pattern[str] | None:
     stems = []
-    for term in query_terms(query):
-        if term in _STOPWORDS or len(term) < 2:
-            continue
-        stems.append(re.escape(_stem(term)))
+    for term in content_terms(query):
+        if len(term) >= 2:
+            stems.append(re.escape(_stem(term)))
     if not stems:
         return None
     stems.sort(key=len, reverse=True)

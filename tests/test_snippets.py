@@ -32,3 +32,13 @@ def test_no_match_gives_the_start_of_the_passage_and_markdown_headings_are_dropp
     snippet = make_snippet("## Cold brew\n\nSteep coarse grounds for a day.", "espresso")
     assert snippet == "Cold brew Steep coarse grounds for a day."
     assert make_snippet("short text", "") == "short text"
+
+
+def test_keyword_queries_leave_stopwords_out_unless_nothing_else_is_left(sample_searcher) -> None:  # type: ignore[no-untyped-def]
+    from searchapp.store.keyword import fts_query
+
+    assert fts_query("How do I treat the varroa?") == '"treat" OR "varroa"'
+    assert fts_query("what is it") == '"what" OR "is" OR "it"'
+    assert sample_searcher.search("what is it", mode="keyword")  # still answered
+    top = sample_searcher.search("how do you treat varroa in the winter", k=1, mode="keyword")
+    assert top[0].path.endswith("varroa-mites.md")
