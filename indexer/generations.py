@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, insert, select, update
 
-from searchapp.backends import resolve
+from searchapp.backends import prepare_queries, resolve
 from searchapp.encoder import Encoder
 from searchapp.errors import InvalidOptionError, UnknownVersionError
 from searchapp.faults import crash_point
@@ -47,7 +47,8 @@ def embed_missing(
     """Embed every live chunk that has no vector in ``generation``, in committed batches.
 
     Resumable: a run that is killed keeps the batches it committed, and the next run embeds only
-    what is still missing. Returns the number of chunks embedded; saves the index file.
+    what is still missing. Returns the number of chunks embedded; saves the index file and makes
+    the generation's query encoder ready.
     """
     total = missing_chunk_count(db, generation.id)
     stage = f"embed chunks (generation {generation.id})"
@@ -83,6 +84,8 @@ def embed_missing(
     with db.read() as session:
         index, _ = open_index(session, generation, settings.index_dir, encoder.dimension)
     commit_index(db, generation, index, settings.index_dir)
+    prepare_queries(encoder.spec, generation.backend, encoder.fingerprint, settings.backends_dir,
+                    progress)  # fmt: skip
     return done
 
 

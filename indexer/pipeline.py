@@ -5,10 +5,11 @@ paths or records it refused with why. ``index_sources`` keeps the books for all 
 unchanged documents are left alone, changed ones replaced, new ones added, and documents the source
 no longer has removed. ``IndexWriter`` does the writing.
 
-Documents are buffered and written in batches. Each batch is embedded first, then written in one
-SQL transaction (documents, chunks, embeddings and the FTS5 rows by trigger), and only then added to
-the in-memory vector index, which is saved atomically at checkpoints and at the end. A crash loses
-at most the batch in flight; the next open of the index replays whatever SQL holds.
+Documents are buffered and written in batches. Each batch is embedded in a thread of its own while
+the source reads and chunks the next files, then written in one SQL transaction (documents, chunks,
+embeddings and the FTS5 rows by trigger), and only then added to the in-memory vector index, which
+is saved atomically at checkpoints and at the end. A crash loses at most the batch being embedded
+and the one being gathered; the next open of the index replays whatever SQL holds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -26,6 +28,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from indexer.chunking import Chunker, TextChunk
+from searchapp.backends import prepare_queries
 from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.errors import NotADocument, UnreadableFileError
 from searchapp.faults import crash_point
@@ -165,6 +168,10 @@ def index_sources(
         for source in sources:
             _keep_books(writer, source, summary, progress)
     summary.chunks = writer.chunks_written
+    if writer.chunks_written:  # outside the lock: other writers need not wait for it
+        encoder = writer.encoder
+        prepare_queries(encoder.spec, writer.generation.backend, encoder.fingerprint,
+                        settings.backends_dir, progress)  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -180,8 +187,13 @@ def _keep_books(
     known = known_documents(db, source_id, key=source.key_column)
     seen: set[str] = set()
     touched: dict[int, tuple[int, int]] = {}
-    items = progress.track(source.candidates(), source.label, total=source.count(),
-                           unit=source.unit, detail=lambda item: item.key)  # fmt: skip
+    items = progress.track(
+        source.candidates(),
+        source.label,
+        total=source.count(),
+        unit=source.unit,
+        detail=lambda item: _detail(writer, item.key),
+    )
     for item in items:
         if isinstance(item, Rejected):
             (summary.failed if item.failed else summary.skipped).append((item.key, item.reason))
@@ -226,6 +238,13 @@ def _keep_books(
     touch_documents(db, touched)
     writer.flush()
     mark_indexed(db, source_id)
+
+
+def _detail(writer: IndexWriter, key: str) -> str:
+    """What the progress bar says beside the count: the embedding speed and the current item."""
+    if not writer.chunks_written:
+        return key
+    return f"{writer.chunks_per_second:.0f} chunks/s · {key}"
 
 
 def get_or_create_source(db: Database, kind: str, location: str) -> int:
@@ -288,13 +307,15 @@ class IndexWriter:
             writer.add(document, source_id)
     """
 
+    BATCH_CHUNKS = 512
+
     def __init__(
         self,
         settings: Settings,
         db: Database,
         *,
         spec: EncoderSpec | None = None,
-        batch_chunks: int = 512,
+        batch_chunks: int | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -304,14 +325,15 @@ class IndexWriter:
             self.index, self.sync_report = open_index(
                 session, self.generation, settings.index_dir, self.version.dimension
             )
-        self.batch_chunks = batch_chunks
+        self.batch_chunks = batch_chunks or self.BATCH_CHUNKS
         self.chunks_written = 0
         self._pending: list[_Pending] = []
         self._pending_chunks = 0
         self._dirty = self.sync_report.rebuilt or bool(
             self.sync_report.added or self.sync_report.removed
         )
-        self._last_save = time.monotonic()
+        self._last_save = self._started = time.monotonic()
+        self._in_flight: tuple[list[_Pending], Future[np.ndarray]] | None = None
 
     @cached_property
     def encoder(self) -> Encoder | OnnxEncoder:
@@ -330,9 +352,14 @@ class IndexWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
-        if exc_type is None:
-            self.close()
-        elif self._dirty:
+        try:
+            if exc_type is None:
+                self.close()
+                return
+        finally:
+            if "_encoding_thread" in self.__dict__:
+                self._encoding_thread.shutdown(wait=True)  # a batch in flight is dropped
+        if self._dirty:
             try:
                 self.save()  # a head start for the next open; SQL stays the truth either way
             except Exception as error:  # a full disk, say: the error in flight is the one to show
@@ -345,13 +372,14 @@ class IndexWriter:
         self._pending.append(_Pending(document, source_id, replaces, chunks))
         self._pending_chunks += len(chunks)
         if self._pending_chunks >= self.batch_chunks:
-            self.flush()
+            self._submit()
         return len(chunks)
 
     def remove(self, document_ids: list[int]) -> None:
         """Delete documents with their chunks, vectors and keyword rows."""
         if not document_ids:
             return
+        self.flush()  # writes stay in the order they were asked for
         with self.db.write() as session:
             chunk_ids = self._chunk_ids(session, document_ids)
             session.execute(delete(Document).where(Document.id.in_(document_ids)))
@@ -360,12 +388,39 @@ class IndexWriter:
         self._dirty = True
 
     def flush(self) -> None:
-        """Embed the queued documents and write them."""
+        """Embed the queued documents and write them, with any batch still being embedded."""
+        self._submit()
+        self._write_encoded()
+
+    @property
+    def chunks_per_second(self) -> float:
+        """Chunks written per second of this writer's life so far."""
+        return self.chunks_written / max(time.monotonic() - self._started, 1e-9)
+
+    def _submit(self) -> None:
+        """Start embedding the queued documents in the encoding thread, and write the batch
+        embedded before them meanwhile: the caller goes on reading and chunking the next files
+        while the encoder works."""
         if not self._pending:
             return
         pending, self._pending, self._pending_chunks = self._pending, [], 0
         texts = [chunk.text for item in pending for chunk in item.chunks]
-        self._write(pending, self.encoder.encode(texts))
+        encoder = self.encoder  # loaded here, not in the thread: its errors are the caller's
+        future = self._encoding_thread.submit(encoder.encode, texts)
+        self._write_encoded()
+        self._in_flight = (pending, future)
+
+    def _write_encoded(self) -> None:
+        """Wait for the batch being embedded, if any, and write it."""
+        if self._in_flight is None:
+            return
+        pending, future = self._in_flight
+        self._in_flight = None
+        self._write(pending, future.result())
+
+    @cached_property
+    def _encoding_thread(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
 
     def add_embedded(
         self,
@@ -385,25 +440,20 @@ class IndexWriter:
             stale_chunks = self._chunk_ids(session, replaced)
             if replaced:
                 session.execute(delete(Chunk).where(Chunk.document_id.in_(replaced)))
+            document_ids = self._upsert_documents(session, pending)
+            rows = [
+                {"document_id": document_id, "ordinal": ordinal, "start": chunk.start,
+                 "end": chunk.end, "text": chunk.text}
+                for document_id, item in zip(document_ids, pending, strict=True)
+                for ordinal, chunk in enumerate(item.chunks)
+            ]  # fmt: skip
             new_ids: list[int] = []
-            for item in pending:
-                document_id = self._upsert_document(session, item)
-                if item.chunks:
-                    new_ids.extend(
-                        session.scalars(
-                            insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
-                            [
-                                {
-                                    "document_id": document_id,
-                                    "ordinal": ordinal,
-                                    "start": chunk.start,
-                                    "end": chunk.end,
-                                    "text": chunk.text,
-                                }
-                                for ordinal, chunk in enumerate(item.chunks)
-                            ],
-                        )
+            if rows:
+                new_ids = list(
+                    session.scalars(
+                        insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True), rows
                     )
+                )
             crash_point("chunk-insert")
             if new_ids:
                 session.execute(
@@ -440,22 +490,31 @@ class IndexWriter:
         return list(session.scalars(select(Chunk.id).where(Chunk.document_id.in_(document_ids))))
 
     @staticmethod
-    def _upsert_document(session: Session, item: _Pending) -> int:
-        doc = item.document
-        values = {
-            "source_id": item.source_id,
-            "uri": doc.uri,
-            "path": doc.path,
-            "external_id": doc.external_id,
-            "title": doc.title,
-            "file_type": doc.file_type,
-            "content_hash": doc.content_hash,
-            "size": doc.size,
-            "mtime_ns": doc.mtime_ns,
-            "indexed_at": datetime.now(UTC),
-        }
-        if item.replaces is not None:
-            # Updated in place: the document keeps its id, and the feedback given on it.
-            session.execute(update(Document).where(Document.id == item.replaces).values(**values))
-            return item.replaces
-        return session.scalars(insert(Document).returning(Document.id), [values]).one()
+    def _upsert_documents(session: Session, pending: list[_Pending]) -> list[int]:
+        """Insert the new documents and update the replaced ones in place (they keep their id,
+        and the feedback given on them); returns each one's id, in order."""
+        now = datetime.now(UTC)
+        values = [
+            {"source_id": item.source_id, "uri": doc.uri, "path": doc.path,
+             "external_id": doc.external_id, "title": doc.title, "file_type": doc.file_type,
+             "content_hash": doc.content_hash, "size": doc.size, "mtime_ns": doc.mtime_ns,
+             "indexed_at": now}
+            for item in pending
+            for doc in [item.document]
+        ]  # fmt: skip
+        updates = [
+            {"id": item.replaces, **row}
+            for item, row in zip(pending, values, strict=True)
+            if item.replaces is not None
+        ]
+        if updates:
+            session.execute(update(Document), updates)
+        inserts = [row for item, row in zip(pending, values, strict=True) if item.replaces is None]
+        new_ids = iter(())
+        if inserts:
+            new_ids = iter(
+                session.scalars(
+                    insert(Document).returning(Document.id, sort_by_parameter_order=True), inserts
+                ).all()
+            )
+        return [item.replaces if item.replaces is not None else next(new_ids) for item in pending]

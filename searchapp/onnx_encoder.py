@@ -38,10 +38,20 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def _folder(cache_dir: Path, fingerprint: str, int8: bool) -> Path:
+    return cache_dir / f"{fingerprint[:16]}-{'int8' if int8 else 'fp32'}"
+
+
+def existing_export(cache_dir: Path, fingerprint: str, int8: bool) -> Path | None:
+    """The folder of ``fingerprint``'s export when it is there and verifies, else None."""
+    folder = _folder(cache_dir, fingerprint, int8)
+    return folder if _verifies(folder, fingerprint) else None
+
+
 def cached_export(cache_dir: Path, spec: EncoderSpec, fingerprint: str, int8: bool) -> Path:
     """The folder of ``fingerprint``'s export (model.onnx, tokenizer.json, manifest), made now
     if it is missing or does not verify."""
-    folder = cache_dir / f"{fingerprint[:16]}-{'int8' if int8 else 'fp32'}"
+    folder = _folder(cache_dir, fingerprint, int8)
     if _verifies(folder, fingerprint):
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -55,7 +65,12 @@ def cached_export(cache_dir: Path, spec: EncoderSpec, fingerprint: str, int8: bo
                 f"{fingerprint[:12]}: they changed after the version was registered."
             )
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        os.replace(work, folder)
+        try:
+            os.replace(work, folder)
+        except OSError:
+            if not _verifies(folder, fingerprint):
+                raise
+            # another process exported the same model meanwhile: theirs is as good as ours
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return folder

@@ -107,9 +107,18 @@ class TerminalProgress(Progress):
             bar.total = update.total
         bar.update(update.done - bar.n)
         if update.detail:
-            bar.set_postfix_str(update.detail[-40:], refresh=False)
+            bar.set_postfix_str(_shorten(update.detail), refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
         self._bar, self._stage = None, None
+
+
+def _shorten(text: str, width: int = 56) -> str:
+    """``text`` cut in the middle to ``width`` characters: its start and its end both say
+    something ("31 chunks/s · …/coffee/pour-over.md")."""
+    if len(text) <= width:
+        return text
+    head = width // 3
+    return text[:head] + "…" + text[-(width - head - 1) :]

@@ -29,7 +29,7 @@ from searchapp.store.database import Database
 from searchapp.store.keyword import keyword_search
 from searchapp.store.schema import Chunk, Document, ModelVersion, Source
 from searchapp.store.vector_index import SyncReport, VectorIndex, open_index, reconcile
-from searchapp.versions import encoder_for, require_active_generation
+from searchapp.versions import query_encoder_for, require_active_generation
 
 # The blend's weight of the dense ranking, chosen on SciFact's train split (docs/benchmarks.md).
 # With two rankings, a small RRF constant lets the top of each count (k = 5 was best on the train
@@ -220,7 +220,9 @@ class Searcher:
     def _query_encoder(self) -> Encoder | OnnxEncoder:
         if self._encoder is None:
             assert self._version is not None
-            self._encoder = encoder_for(self._version, self._backend, self.settings.backends_dir)
+            self._encoder = query_encoder_for(
+                self._version, self._backend, self.settings.backends_dir
+            )
         return self._encoder
 
     def _refresh(self, session: Session) -> None:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platformdirs import user_data_dir
+from platformdirs import user_cache_dir, user_data_dir
 
 from searchapp.choices import BACKEND
 from searchapp.errors import NoIndexError, PathNotFoundError
@@ -19,6 +19,7 @@ from searchapp.errors import NoIndexError, PathNotFoundError
 HOME_ENV = "SEARCHAPP_HOME"
 DATABASE_ENV = "SEARCHAPP_DATABASE_URL"
 BACKEND_ENV = "SEARCHAPP_BACKEND"
+CACHE_ENV = "SEARCHAPP_CACHE"
 DATABASE_FILE = "searchapp.db"
 
 DEFAULT_IGNORE = (
@@ -67,8 +68,14 @@ class Settings:
 
     @property
     def backends_dir(self) -> Path:
-        """Exports of model versions for other runtimes (ONNX), one folder per fingerprint."""
-        return self.home / "backends"
+        """Exports of model versions for other runtimes (ONNX), one folder per fingerprint.
+
+        Derived files, checked against their fingerprint and rebuilt when missing, so they live
+        in the user's cache (``$SEARCHAPP_CACHE``, else the platform's cache folder), shared by
+        every home that serves the same model.
+        """
+        cache = os.environ.get(CACHE_ENV) or user_cache_dir("searchapp", appauthor=False)
+        return Path(cache).expanduser() / "backends"
 
     @property
     def write_lock_path(self) -> Path:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from searchapp.backends import make_encoder, resolve
+from searchapp.backends import make_encoder, query_backend, resolve
 from searchapp.encoder import BUNDLED_MODEL_NAME, Encoder, EncoderSpec
 from searchapp.errors import (
     InvalidOptionError,
@@ -84,6 +84,14 @@ def encoder_for(
             "`searchapp models promote ID`)."
         )
     return encoder
+
+
+def query_encoder_for(
+    version: ModelVersion, backend: str, cache_dir: Path
+) -> Encoder | OnnxEncoder:
+    """The encoder for the queries of a generation of ``version`` embedded by ``backend``
+    (see ``searchapp.backends.query_backend``)."""
+    return encoder_for(version, query_backend(backend, version.fingerprint, cache_dir), cache_dir)
 
 
 def active_generation(session: Session) -> IndexGeneration | None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Model exports are cached per user; the suite makes its own once, and leaves the user's alone.
+os.environ["SEARCHAPP_CACHE"] = tempfile.mkdtemp(prefix="searchapp-test-cache-")
+atexit.register(shutil.rmtree, os.environ["SEARCHAPP_CACHE"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"

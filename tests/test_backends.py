@@ -69,26 +69,57 @@ def test_an_export_is_cached_and_rebuilt_when_damaged(version: ModelVersion, tmp
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary folder left
 
 
-def test_a_generation_keeps_its_backend_and_a_query_needs_no_torch(
-    cli, docs_copy: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    home = tmp_path / "home"
-    run = cli("--home", home, "index", docs_copy, "--backend", "onnx-int8", "--quiet")
-    assert run.code == 0, run.err
-    with Database(Settings.load(home).database_url).read() as session:
-        assert active_generation(session).backend == "onnx-int8"
+def _one_shot_query(home: Path) -> tuple[str, list[str]]:
+    """A dense query in a fresh process: the top path, and which of torch and
+    sentence-transformers it imported."""
     code = (
         "import sys, json\n"
         "from searchapp.cli import main\n"
         f"main(['--home', {str(home)!r}, 'search', 'getting rid of varroa', '--mode', 'dense',"
         " '--json', '--k', '1'])\n"
-        "print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))\n"
+        "heavy = ('torch', 'sentence_transformers')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, check=True)  # fmt: skip
     answer, imported = done.stdout.splitlines()
-    assert json.loads(answer)["results"][0]["path"].endswith("varroa-mites.md")
-    assert imported == "[]"
+    return json.loads(answer)["results"][0]["path"], json.loads(imported)
+
+
+@pytest.mark.parametrize("backend", ["onnx-int8", "torch"])
+def test_a_generation_keeps_its_backend_and_a_query_needs_no_torch(
+    cli, docs_copy: Path, tmp_path: Path, backend: str
+) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    run = cli("--home", home, "index", docs_copy, "--backend", backend, "--quiet")
+    assert run.code == 0, run.err
+    with Database(Settings.load(home).database_url).read() as session:
+        assert active_generation(session).backend == backend
+    top, imported = _one_shot_query(home)
+    assert top.endswith("varroa-mites.md")
+    assert imported == []  # a torch generation's queries run on its fp32 ONNX export
+
+
+def test_without_its_export_a_torch_generation_answers_with_torch(
+    cli, docs_copy: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    assert cli("--home", home, "index", docs_copy, "--backend", "torch", "--quiet").code == 0
+    settings = Settings.load(home)
+    with Database(settings.database_url).read() as session:
+        fingerprint = session.get(
+            ModelVersion, active_generation(session).model_version_id
+        ).fingerprint
+    assert backends.query_backend("torch", fingerprint, settings.backends_dir) == "onnx"
+    export = settings.backends_dir / f"{fingerprint[:16]}-fp32"
+    (export / "model.onnx").write_bytes(b"damaged")  # a killed copy, a disk error
+    assert backends.query_backend("torch", fingerprint, settings.backends_dir) == "torch"
+    top, imported = _one_shot_query(home)
+    assert top.endswith("varroa-mites.md") and "torch" in imported
+    # The next run that embeds something makes the export again.
+    (docs_copy / "bees" / "new-note.md").write_text("# Swarm season\n\nBees swarm in May.")
+    assert cli("--home", home, "index", docs_copy, "--quiet").code == 0
+    assert backends.query_backend("torch", fingerprint, settings.backends_dir) == "onnx"
 
 
 def test_a_home_made_before_backends_existed_is_served_by_torch(tmp_path: Path) -> None:

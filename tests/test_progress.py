@@ -15,11 +15,23 @@ def test_an_index_run_reports_every_file_and_its_end(docs_copy: Path, home: Sett
     updates: list[Update] = []
     index_folders(home, [docs_copy], progress=CallbackProgress(updates.append))
     files = sorted(str(p) for p in docs_copy.rglob("*") if p.is_file())
-    assert {u.stage for u in updates} == {"index docs"}
+    # The model's export for queries follows the files, the first time that model is used.
+    assert {u.stage for u in updates} <= {"index docs", "export the model for queries (ONNX)"}
+    updates = [u for u in updates if u.stage == "index docs"]
     assert all(u.total == len(files) and u.unit == "file" for u in updates)
-    assert sorted(u.detail for u in updates if u.detail) == files  # each file, before its turn
+    assert sorted(u.detail.split(" · ")[-1] for u in updates if u.detail) == files  # each file
     assert [u.done for u in updates] == list(range(len(files) + 1))
     assert updates[-1].fraction == 1.0
+
+
+def test_a_long_index_run_shows_chunks_per_second(
+    docs_copy: Path, home: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("indexer.pipeline.IndexWriter.BATCH_CHUNKS", 8)  # a big folder's batches
+    updates: list[Update] = []
+    index_folders(home, [docs_copy], progress=CallbackProgress(updates.append))
+    rates = [u.detail.split(" chunks/s")[0] for u in updates if " chunks/s · " in u.detail]
+    assert rates and all(float(rate) > 0 for rate in rates)
 
 
 def test_the_terminal_gets_a_bar_per_stage(capsys: pytest.CaptureFixture[str]) -> None:
