@@ -1,5 +1,5 @@
 """The ``searchapp`` command, a thin face over the library: ``index``, ``search``, ``eval``,
-``train``, ``models`` (list, promote, rollback), ``check`` and ``ui``.
+``train``, ``models`` (list, promote, rollback), ``check``, ``jobs`` and ``ui``.
 
 Heavy imports (torch, sentence-transformers) happen inside the commands, so ``--help`` is instant.
 Choices, defaults and help come from ``searchapp.choices`` and the settings and options dataclasses;
@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import traceback
+from datetime import datetime
 from pathlib import Path
 
 from searchapp.choices import DEFAULT_RESULTS, FUSION, LOSS, POOLING, SEARCH_MODE, Choice
@@ -37,7 +38,10 @@ def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
 
 
 def _progress(args: argparse.Namespace) -> Progress:
-    """Bars on stderr, unless --quiet; stdout stays for the command's own output."""
+    """Bars on stderr, unless --quiet; stdout stays for the command's own output. A job's
+    process gives its own (its row in the database)."""
+    if getattr(args, "progress", None) is not None:
+        return args.progress
     return NO_PROGRESS if args.quiet else TerminalProgress()
 
 
@@ -52,12 +56,16 @@ def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_index(args: argparse.Namespace) -> int:
     if not args.beir and not args.paths:
         raise InvalidOptionError("searchapp index: give one or more folders (or --beir DIR).")
+    if args.watch and args.beir:
+        raise InvalidOptionError("searchapp index: --watch watches folders, not a --beir corpus.")
     settings = _settings(args, create=True)
     if args.beir:
         from indexer.beir_import import import_beir
 
         with _progress(args) as progress:
             summary = import_beir(settings, args.beir, spec=_spec(args), progress=progress)
+    elif args.watch:
+        return _watch(args, settings)
     else:
         from indexer.folders import index_folders
 
@@ -79,6 +87,29 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"in {summary.seconds:.1f} s"
         )
     return EXIT_SOME_FAILED if summary.failed else 0
+
+
+def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    """``index --watch``: index now, then after every change, until stopped (Ctrl-C, a cancel)."""
+    from indexer.watch import watch
+
+    runs = 0
+    progress = getattr(args, "progress", None) or NO_PROGRESS
+
+    def ran(view) -> None:  # type: ignore[no-untyped-def]
+        nonlocal runs
+        runs += 1
+        result = view.result or {}
+        line = (f"job {view.id} {view.state}: {result.get('added', 0)} added, "
+                f"{result.get('updated', 0)} updated, {result.get('removed', 0)} removed, "
+                f"{len(result.get('failed', []))} failed")  # fmt: skip
+        progress.report("watching", runs, None, unit="run", detail=line)
+        if not getattr(args, "progress", None):
+            print(f"{datetime.now():%H:%M:%S} {line}", flush=True)
+
+    print(f"Watching {', '.join(args.paths)}; Ctrl-C stops.", file=sys.stderr, flush=True)
+    watch(settings, args.paths, ignore=args.ignore, on_run=ran)
+    return 0
 
 
 def _print_results(query: str, mode: str, results, as_json: bool) -> None:  # type: ignore[no-untyped-def]
@@ -222,6 +253,69 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else EXIT_SOME_FAILED
 
 
+def cmd_jobs(args: argparse.Namespace) -> int:
+    from searchapp import jobs
+    from searchapp.store.database import Database
+
+    settings = _settings(args)
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    if args.action == "run":
+        return jobs.run(settings, args.id)
+    if args.action == "list":
+        views = jobs.list_jobs(db, limit=args.limit)
+        if args.json:
+            print(json.dumps([view.to_json() for view in views], indent=2))
+            return 0
+        if not views:
+            print("No jobs yet.")
+        for view in views:
+            print(f"{view.id:>4}  {view.state:<11} {view.kind:<8} {view.progress_line()}")
+            print(f"      {view.command}")
+        return 0
+    if args.action == "show":
+        view = jobs.get_job(db, args.id)
+    elif args.action == "cancel":
+        view = jobs.cancel(db, args.id)
+    else:  # resume, restart
+        view = jobs.resume(settings, db, args.id)
+    if args.json:
+        print(json.dumps(view.to_json(), indent=2))
+    else:
+        _print_job(view)
+    return 0
+
+
+def _print_job(view) -> None:  # type: ignore[no-untyped-def]
+    print(f"job {view.id}: {view.command}")
+    print(f"  state     {view.state}{' (cancel requested)' if view.cancel_requested else ''}")
+    print(f"  progress  {view.progress_line()}")
+    for label, moment in (("created", view.created_at), ("started", view.started_at),
+                          ("ended", view.ended_at)):  # fmt: skip
+        if moment is not None:
+            print(f"  {label:<9} {moment:%Y-%m-%d %H:%M:%S} UTC")
+    if view.error:
+        print(f"  error     {view.error}")
+    if view.again:
+        print(f"  {view.again} it: searchapp jobs resume {view.id}")
+    if view.result is not None:
+        print("  result    " + json.dumps(view.result, indent=2).replace("\n", "\n  "))
+
+
+def _start_job(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--background``: record the command as a job, launch it, print its id, return."""
+    from searchapp import jobs
+    from searchapp.store.database import Database
+
+    settings = _settings(args, create=True)
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    job_id = jobs.start(settings, db, argv[argv.index(args.command) :])
+    if getattr(args, "json", False):
+        print(json.dumps({"job": job_id}))
+    else:
+        print(f"job {job_id} started: `searchapp jobs show {job_id}` to follow it")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     import ui
 
@@ -312,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--layer", type=int, metavar="N",
                        help="token embeddings from hidden layer N (default: final)")  # fmt: skip
     _add_fields(index, Settings, override=True)
+    index.add_argument("--watch", action="store_true",
+                       help="keep indexing: re-index the folders whenever a file in them changes, "
+                       "until stopped")  # fmt: skip
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(func=cmd_index)
@@ -376,6 +473,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
     check.set_defaults(func=cmd_check)
 
+    jobs = commands.add_parser("jobs", help="list, follow, cancel or resume background jobs")
+    jobs_actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = jobs_actions.add_parser("list", help="recent jobs, newest first")
+    listing.add_argument("--limit", type=_at_least_one, default=20, help="how many (default 20)")
+    for action, what in (("show", "a job's state, progress and result"),
+                         ("cancel", "stop a job; what it committed is kept"),
+                         ("resume", "run an interrupted, failed or cancelled job again"),
+                         ("restart", "the same as resume")):  # fmt: skip
+        jobs_actions.add_parser(action, help=what).add_argument("id", type=int, metavar="ID")
+    run = jobs_actions.add_parser("run")  # the job's own process; not for people
+    run.add_argument("id", type=int, metavar="ID")
+    for sub in jobs_actions.choices.values():
+        sub.add_argument("--json", action="store_true")
+    jobs.set_defaults(func=cmd_jobs)
+
+    background = "run as a job: print its id and return at once (see `searchapp jobs`)"
+    for sub in (index, train, promote, models_actions.choices["rollback"], check):
+        sub.add_argument("--background", action="store_true", help=background)
+
     web = commands.add_parser("ui", help="start the web UI (Streamlit)")
     web.add_argument("--port", type=int, default=8501)
     web.add_argument("--address", default="127.0.0.1",
@@ -385,8 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "background", False):
+            return _start_job(args, argv)
         return args.func(args)
     except KeyboardInterrupt:
         print("Interrupted; everything committed so far is kept.", file=sys.stderr)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 from sqlalchemy import select
@@ -217,6 +219,10 @@ class Searcher:
         """The generation searched last."""
         return self._generation_id
 
+    @cached_property
+    def _encoding_thread(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-encode")
+
     def _query_encoder(self) -> Encoder | OnnxEncoder:
         if self._encoder is None:
             assert self._version is not None
@@ -296,18 +302,26 @@ class Searcher:
             dense: list[list[tuple[int, int, float]]] = [[] for _ in queries]
             keyword: list[list[tuple[int, int, float]]] = [[] for _ in queries]
             vectors = None
+            encoding = None
             if mode in ("dense", "hybrid") and any(texts):
-                vectors = self._query_encoder().encode([text or " " for text in texts])
-                dense = [
-                    self._dense(session, vector, depth) if text else []
-                    for text, vector in zip(texts, vectors, strict=True)
-                ]
+                # Encoded in a thread while FTS5 answers (both release the GIL): hybrid waits
+                # for the slower of the two, not for their sum.
+                encoder = self._query_encoder()
+                encoding = self._encoding_thread.submit(
+                    encoder.encode, [text or " " for text in texts]
+                )
             if mode in ("keyword", "hybrid"):
                 keyword = [
                     best_chunk_per_document(
                         session, keyword_search(session, query, depth * _CHUNKS_PER_DOCUMENT)
                     )
                     for query in queries
+                ]
+            if encoding is not None:
+                vectors = encoding.result()
+                dense = [
+                    self._dense(session, vector, depth) if text else []
+                    for text, vector in zip(texts, vectors, strict=True)
                 ]
             answers = []
             for i, query in enumerate(queries):

@@ -1,12 +1,18 @@
 """End to end in a real browser: Debian's Chromium, driven by Playwright, against `searchapp ui`.
 
 Index the sample folder from the Index page, search, find the expected document among the first
-three, give it a 👍, and check the pair is stored. A screenshot goes to tests/output/.
+three, give it a 👍, and check the pair is stored. Long work runs as jobs: training goes on while
+the user clicks other pages, reloads the tab or opens a second one, and the UI's own memory stays
+flat; an index job cancelled half-way leaves a sound, searchable store. Screenshots go to
+tests/output/.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,13 +22,15 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Document, Feedback
 from tests.conftest import DATA, REPO
+from tests.test_jobs import many_notes, stored
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -44,7 +52,17 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`searchapp ui` on a free port with a fresh home; yields (url, home)."""
-    home = tmp_path / "home"
+    yield from _serve(tmp_path, tmp_path / "home")
+
+
+@pytest.fixture
+def sample_server(sample_home: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`searchapp ui` over a copy of the indexed sample home; yields (url, home)."""
+    shutil.copytree(sample_home.home, tmp_path / "home")
+    yield from _serve(tmp_path, tmp_path / "home")
+
+
+def _serve(tmp_path: Path, home: Path) -> Iterator[tuple[str, Path]]:
     port = _free_port()
     log = (tmp_path / "ui.log").open("w")
     process = subprocess.Popen(
@@ -69,15 +87,36 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     log.close()
 
 
+def _ui_process(home: Path) -> psutil.Process:
+    """The Streamlit server serving ``home`` (the `searchapp ui` process became it)."""
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        with contextlib.suppress(psutil.Error, TypeError):
+            if "streamlit" in " ".join(process.info["cmdline"] or []) and (
+                process.info["environ"] or {}
+            ).get("SEARCHAPP_HOME") == str(home):
+                return process
+    raise AssertionError("the UI's process was not found")
+
+
 @pytest.fixture
-def page() -> Iterator[Page]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is not installed: the README's test command installs it (apt).")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Page:
+    return browser.new_page(viewport={"width": 1400, "height": 1000})
+
+
+def _open(page: Page, url: str, page_name: str) -> None:
+    page.goto(url)
+    expect(page.get_by_text("searchapp").first).to_be_visible(timeout=120_000)
+    page.get_by_text(page_name).click()
 
 
 def _idle(page: Page) -> None:
@@ -129,3 +168,79 @@ def test_index_search_and_thumbs_up_in_a_real_browser(server: tuple[str, Path], 
         )
     assert len(stored) == 1
     assert stored[0][0] == QUERY and stored[0][1].endswith(EXPECTED) and stored[0][2] == 1
+
+
+def test_training_jobs_survive_clicks_reloads_and_a_second_tab(
+    sample_server: tuple[str, Path], browser: Browser, page: Page
+) -> None:
+    url, home = sample_server
+    _open(page, url, "🎓 Train")
+    expect(page.get_by_text("Model versions")).to_be_visible(timeout=120_000)
+    ui = _ui_process(home)
+    memory_before = ui.memory_info().rss
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        str(DATA / "pairs.jsonl")
+    )
+    expect(page.get_by_text("pairs.jsonl:")).to_be_visible(timeout=60_000)
+    page.get_by_label("Epochs").fill("1")
+    page.get_by_text("Serve the new version even if it is not better").click()
+    for _ in range(3):  # three trainings: they queue, one writer at a time
+        page.get_by_role("button", name="Train").click()
+        page.wait_for_timeout(1500)
+    expect(page.get_by_text("Job 1 · train")).to_be_visible(timeout=60_000)
+
+    # Click away and back, reload the tab, open a second one: the jobs go on, both tabs see them.
+    page.get_by_text("🔎 Search").click()
+    page.wait_for_timeout(2000)
+    page.get_by_text("🩺 Status").click()
+    expect(page.get_by_text("All jobs")).to_be_visible(timeout=60_000)
+    page.reload()
+    expect(page.get_by_text("searchapp").first).to_be_visible(timeout=120_000)
+    page.get_by_text("🎓 Train").click()
+    second = browser.new_page(viewport={"width": 1400, "height": 1000})
+    _open(second, url, "🎓 Train")
+    for tab in (page, second):
+        expect(tab.get_by_text("Job 3 · train").first).to_be_visible(timeout=60_000)
+    expect(second.get_by_text("queued behind job").first).to_be_visible(timeout=120_000)
+
+    for tab in (page, second):  # each ends with the gate's decision shown
+        expect(tab.get_by_text("Version 4: promoted")).to_be_visible(timeout=900_000)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    second.screenshot(path=str(OUTPUT / "browser-training-jobs.png"), full_page=True)
+    for log in home.joinpath("jobs").glob("*.log"):
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    grown_mb = (ui.memory_info().rss - memory_before) / 2**20
+    assert grown_mb < 100, f"the UI's process grew by {grown_mb:.0f} MB over three trainings"
+
+
+def test_an_index_job_cancelled_half_way_leaves_a_sound_searchable_store(
+    server: tuple[str, Path], page: Page, tmp_path: Path
+) -> None:
+    url, home = server
+    folder = many_notes(tmp_path / "notes", 200)
+    _open(page, url, "📁 Index")
+    page.get_by_label("Folder on this machine").fill(str(folder))
+    page.get_by_role("button", name="Index folder").click()
+    progress = page.get_by_text(re.compile(r"index notes: \d+ / 200")).first
+    expect(progress).to_be_visible(timeout=300_000)
+    deadline = time.monotonic() + 300
+    while not stored(home)[0]:  # the first batch of documents is committed: cancel now
+        assert time.monotonic() < deadline, "nothing was committed"
+        time.sleep(0.2)
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_text("Job 1 · index · cancelled")).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+
+    check = subprocess.run(
+        [sys.executable, "-m", "searchapp.cli", "--home", str(home), "check", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert check.returncode == 0 and json.loads(check.stdout)["ok"], check.stdout + check.stderr
+    found = subprocess.run(
+        [sys.executable, "-m", "searchapp.cli", "--home", str(home), "search", "hive brood",
+         "--json", "--mode", "dense", "--k", "3"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert len(json.loads(found.stdout)["results"]) == 3
+    assert stored(home)[0] < 200  # it did stop half-way

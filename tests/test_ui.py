@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from searchapp.feedback import record_feedback
+from searchapp.jobs import list_jobs
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -38,6 +40,18 @@ def own_home(sample_home: Settings, tmp_path: Path) -> Path:
 def _search(app: AppTest, query: str) -> AppTest:
     app.text_input(key="q").input(query)
     app.button[0].click()  # the form's Search button
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _after_jobs(app: AppTest, home: Path, timeout: float = 600.0) -> AppTest:
+    """Wait for the jobs the page started (processes of their own), then look again."""
+    db = Database(Settings.load(home).database_url)
+    deadline = time.monotonic() + timeout
+    while any(view.active for view in list_jobs(db)):
+        assert time.monotonic() < deadline, "the page's jobs did not end"
+        time.sleep(0.5)
     app.run()
     assert not app.exception, app.exception
     return app
@@ -134,6 +148,7 @@ def test_index_page_indexes_a_folder_and_names_failed_files(
     next(b for b in app.button if b.label == "Index folder").click()
     app.run()
     assert not app.exception, app.exception
+    _after_jobs(app, own_home)
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Added"] == "6" and metrics["Failed"] == "1"
     assert any("could not be indexed" in e.value for e in app.error)
@@ -167,7 +182,8 @@ def test_train_page_counts_feedback_and_lists_versions(
     assert any("**0** 👍" in m.value for m in app.markdown)
     next(b for b in app.button if b.label == "Roll back to the previous version").click()
     app.run()
-    assert "no earlier model version" in app.error[0].value
+    _after_jobs(app, own_home)
+    assert any("no earlier model version" in e.value for e in app.error)
 
 
 def test_empty_home_explains_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,7 +206,29 @@ def test_train_page_trains_shows_the_gate_and_serves_the_new_version(
     next(b for b in app.button if b.label == "Train").click()
     app.run()
     assert not app.exception, app.exception
+    _after_jobs(app, own_home)
     assert any("promoted" in s.value for s in app.success), [w.value for w in app.warning]
     assert app.table  # before / after metrics
     statuses = {row["status"] for row in app.dataframe[0].value.to_dict("records")}
     assert statuses == {"active", "retired"}
+
+
+def test_index_page_switch_watches_a_folder_until_switched_off(
+    own_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = _app(own_home, monkeypatch, page="📁 Index")
+    db = Database(Settings.load(own_home).database_url)
+    switch = next(t for t in app.toggle if t.label == "Watch")
+    switch.set_value(True).run()
+    watcher = next(view for view in list_jobs(db) if view.kind == "watch")
+    assert watcher.active and watcher.arguments[1] == str(DATA)
+    deadline = time.monotonic() + 300
+    while list_jobs(db)[0].kind == "watch" or list_jobs(db)[0].active:  # its first run ends
+        assert time.monotonic() < deadline, "the watcher's first run did not end"
+        time.sleep(0.5)
+    app.run()
+    switch = next(t for t in app.toggle if t.label == "Watch")
+    assert switch.value is True  # every session sees the folder watched
+    switch.set_value(False).run()
+    _after_jobs(app, own_home)
+    assert [view.state for view in list_jobs(db) if view.kind == "watch"] == ["cancelled"]

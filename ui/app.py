@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from searchapp.jobs import list_jobs
 from ui import index_page, search_page, status_page, train_page
-from ui.resources import searcher
+from ui.resources import database, searcher
 
 PAGES = {
     "🔎 Search": search_page.render,
@@ -19,12 +20,21 @@ PAGES = {
 }
 
 
+@st.fragment(run_every=2.0)
+def running_jobs() -> None:
+    """Every browser session sees the work in progress, whichever page or tab started it."""
+    running = [view for view in list_jobs(database(), limit=20) if view.active]
+    for view in running:
+        st.caption(f"⏳ job {view.id} ({view.kind}): {view.progress_line()}")
+
+
 def main() -> None:
     st.set_page_config(page_title="searchapp", page_icon="🔎", layout="wide")
     with st.sidebar:
         st.title("searchapp")
         page = st.radio("Page", list(PAGES), key="page", label_visibility="collapsed")
         st.caption(f"Home: `{searcher().settings.home}`")
+        running_jobs()
     PAGES[page]()
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from searchapp.health import check_store
 from searchapp.status import store_status
+from ui import jobs_panel
 from ui.resources import database, settings
 
 
@@ -25,9 +26,13 @@ def render() -> None:
     last = status.last_indexed.strftime("%Y-%m-%d %H:%M UTC") if status.last_indexed else "never"
     st.markdown(f"**Last indexed** {last} · **home** `{settings().home}`")
 
+    jobs_panel.panel(title="All jobs")
+
     st.subheader("Health check")
     report = check_store(settings(), database())
     for check in report.checks:
         (st.success if check.ok else st.error)(f"{check.name}: {check.detail}")
     if report.ok:
         st.caption("Everything agrees: SQL, the vector index file and the keyword index.")
+    elif st.button("Repair"):
+        jobs_panel.start(["check", "--repair"])

@@ -1,17 +1,15 @@
-"""The train page: pairs available, training with a chosen loss, the gate's decision, versions."""
+"""The train page: pairs available, training with a chosen loss (a job, watched live), the gate's
+decision, versions. The UI's process never loads a training model."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from indexer.generations import promote_version, rollback
-from indexer.training.options import PairSources, TrainingOptions
-from indexer.training.retrain import retrain
+from indexer.training.options import TrainingOptions
 from searchapp.choices import LOSS, POOLING
-from searchapp.errors import SearchappError
 from searchapp.feedback import feedback_counts
-from searchapp.progress import CallbackProgress, Update
 from searchapp.versions import list_versions
+from ui import jobs_panel
 from ui.resources import database, settings
 
 KEEP = "keep current"
@@ -29,42 +27,6 @@ def _pairs_file() -> str | None:
     return str(target)
 
 
-def _train(sources: PairSources, options: TrainingOptions) -> None:
-    bar = st.progress(0.0, text="Starting…")
-
-    def show(update: Update) -> None:
-        bar.progress(update.fraction, text=f"{update.stage}: {update.done} / {update.total}")
-
-    try:
-        with st.spinner("Training on the CPU: this takes minutes…"):
-            report = retrain(settings(), sources, options, progress=CallbackProgress(show))
-    except SearchappError as error:
-        bar.empty()
-        st.error(str(error))
-        return
-    bar.progress(1.0, text="Done")
-    st.session_state["last_report"] = report
-
-
-def _show_report() -> None:
-    report = st.session_state.get("last_report")
-    if report is None:
-        return
-    (st.success if report.promoted else st.warning)(
-        f"Version {report.version}: {'promoted' if report.promoted else 'not promoted'} — "
-        f"{report.reason}"
-    )
-    st.table(
-        [
-            {"metric": name, "before": report.before[name], "after": report.after[name]}
-            for name in ("ndcg@10", "recall@100", "mrr@10")
-        ]
-    )
-    st.caption(f"{report.pairs_used} training rows, {report.pairs_skipped} rows skipped")
-    for where, reason in report.skipped[:50]:
-        st.caption(f"skipped {where}: {reason}")
-
-
 def _versions() -> None:
     st.subheader("Model versions")
     versions = list_versions(database())
@@ -80,17 +42,11 @@ def _versions() -> None:
     )  # fmt: skip
     left, right = st.columns(2)
     choice = left.selectbox("Version", [v.id for v in versions], key="promote_choice")
-    try:
-        if left.button("Serve this version") and choice is not None:
-            with st.spinner("Embedding with that version (search keeps working)…"):
-                promote_version(database(), settings(), int(choice))
-            st.rerun()
-        if right.button("Roll back to the previous version"):
-            with st.spinner("Switching back…"):
-                rollback(database(), settings())
-            st.rerun()
-    except SearchappError as error:
-        st.error(str(error))
+    # Serving a version embeds every chunk with it: a job, while search keeps working.
+    if left.button("Serve this version") and choice is not None:
+        jobs_panel.start(["models", "promote", str(choice)])
+    if right.button("Roll back to the previous version"):
+        jobs_panel.start(["models", "rollback"])
 
 
 def render() -> None:
@@ -109,14 +65,14 @@ def render() -> None:
         force = st.checkbox("Serve the new version even if it is not better")
         start = st.form_submit_button("Train")
     if start:
-        sources = PairSources(files=(pairs,) if pairs else (), feedback=True)
-        options = TrainingOptions(
-            loss=loss,
-            pooling=None if pooling == KEEP else pooling,
-            layer=int(layer) or None,
-            epochs=int(epochs),
-            force=force,
-        )
-        _train(sources, options)
-    _show_report()
+        arguments = ["train", *([pairs] if pairs else []), "--feedback", "--loss", loss,
+                     "--epochs", str(int(epochs))]  # fmt: skip
+        if pooling != KEEP:
+            arguments += ["--pooling", pooling]
+        if int(layer):
+            arguments += ["--layer", str(int(layer))]
+        if force:
+            arguments.append("--force")
+        jobs_panel.start(arguments)
+    jobs_panel.panel(kinds=("train", "promote", "rollback"), title="Training jobs")
     _versions()

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -153,3 +155,31 @@ class Feedback(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
     label: Mapped[int] = mapped_column(Integer)  # 1 relevant, 0 not relevant
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """Long work (index, import, train, promote, …) run by a ``searchapp`` process of its own;
+    see ``searchapp.jobs``."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    arguments: Mapped[str] = mapped_column(Text)  # the command's arguments, as a JSON list
+    cwd: Mapped[str] = mapped_column(Text)  # where relative paths in them are resolved
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(Text, default="")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer, default=None)
+    unit: Mapped[str] = mapped_column(String(16), default="item")
+    rate: Mapped[float | None] = mapped_column(Float, default=None)  # units per second
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    host: Mapped[str | None] = mapped_column(Text, default=None)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    result_json: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)

@@ -1,0 +1,503 @@
+"""Long work as jobs: a row in the database and a ``searchapp`` process of its own.
+
+``start`` records a job (state ``queued``) and launches ``searchapp jobs run ID``, a detached
+process, so the work outlives the page, the browser session and the UI server that asked for it.
+That process waits its turn for the home's single writer (first come, first served; searches never
+wait), runs the same command the CLI runs, writes its progress into the row through the one
+progress protocol (``JobProgress``), heartbeats, and ends ``succeeded``, ``failed`` or
+``cancelled`` with the command's JSON output as its result.
+
+A job whose process died (kill -9, a reboot) is found by ``reap`` (its process is gone, or its
+heartbeat is old) and marked ``interrupted``; ``resume`` runs it again. Index, import, promotion,
+rollback and repair are incremental, so running them again is a Resume that finishes the work
+without redoing it; training starts over (a Restart).
+
+Example::
+
+    job_id = start(settings, db, ["index", "/home/me/Documents"])
+    while get_job(db, job_id).active:
+        time.sleep(1)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+from sqlalchemy import select, update
+
+from searchapp.errors import (
+    EXIT_INTERRUPTED,
+    InvalidOptionError,
+    SearchappError,
+    UnknownVersionError,
+    WriterBusyError,
+)
+from searchapp.progress import Progress, Update
+from searchapp.settings import Settings
+from searchapp.store.database import Database
+from searchapp.store.schema import Job
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+ACTIVE = ("queued", "running")
+# Kinds whose work is incremental: running an interrupted one again finishes it (Resume).
+RESUMABLE = frozenset({"index", "import", "promote", "rollback", "repair"})
+# A watcher runs until stopped and writes nothing itself: each re-index it starts is a job of its
+# own, so the queue of writers does not wait for it.
+WATCH = "watch"
+HEARTBEAT_SECONDS = 2.0
+# A job that has not heartbeaten for this long is taken for dead, wherever its process ran.
+STALE_SECONDS = 30.0
+# How often a job writes its progress into its row, at most.
+PROGRESS_SECONDS = 0.5
+WAIT_SECONDS = 0.5
+
+
+class JobCancelled(SearchappError):
+    """The job was cancelled; what it committed stays."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def kind_of(arguments: Sequence[str]) -> str:
+    """The job kind of a command line: index, import, watch, train, promote, rollback or
+    repair."""
+    command = arguments[0] if arguments else ""
+    if command == "index":
+        if "--watch" in arguments:
+            return WATCH
+        return "import" if "--beir" in arguments else "index"
+    if command == "train":
+        return "train"
+    if command == "models" and len(arguments) > 1 and arguments[1] in ("promote", "rollback"):
+        return arguments[1]
+    if command == "check" and "--repair" in arguments:
+        return "repair"
+    raise InvalidOptionError(
+        f"`searchapp {' '.join(arguments)}` cannot run as a job: jobs are index (and index "
+        "--watch), train, models promote, models rollback and check --repair."
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _age(moment: datetime | None) -> float:
+    """Seconds since ``moment`` (SQLite hands datetimes back without their UTC zone)."""
+    if moment is None:
+        return float("inf")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (_now() - moment).total_seconds()
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as people and scripts see it."""
+
+    id: int
+    kind: str
+    arguments: list[str]
+    state: str
+    stage: str
+    done: int
+    total: int | None
+    unit: str
+    rate: float | None
+    detail: str
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    heartbeat_at: datetime | None
+    pid: int | None
+    cancel_requested: bool
+    result: dict | list | None
+    error: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        return cls(
+            id=job.id, kind=job.kind, arguments=json.loads(job.arguments), state=job.state,
+            stage=job.stage, done=job.done, total=job.total, unit=job.unit, rate=job.rate,
+            detail=job.detail, created_at=job.created_at, started_at=job.started_at,
+            ended_at=job.ended_at, heartbeat_at=job.heartbeat_at, pid=job.pid,
+            cancel_requested=job.cancel_requested,
+            result=json.loads(job.result_json) if job.result_json else None, error=job.error,
+        )  # fmt: skip
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def command(self) -> str:
+        return "searchapp " + " ".join(self.arguments)
+
+    @property
+    def fraction(self) -> float:
+        return min(self.done / self.total, 1.0) if self.total else 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        """At the current rate, until the current stage ends (None when not known)."""
+        if not self.rate or self.total is None or self.state != "running":
+            return None
+        return max(self.total - self.done, 0) / self.rate
+
+    @property
+    def again(self) -> str | None:
+        """What running an ended job again is called: Resume (incremental work) or Restart."""
+        if self.state not in ("interrupted", "failed", "cancelled"):
+            return None
+        return "Resume" if self.kind in RESUMABLE else "Restart"
+
+    def progress_line(self) -> str:
+        """'embed chunks: 120 / 9711 chunks · 86/s · 1 min 51 s left'."""
+        if self.state == "queued":
+            return self.stage or "queued"
+        parts = [self.stage or self.state]
+        if self.total:
+            parts[0] += f": {self.done} / {self.total} {self.unit}s"
+        elif self.done:
+            parts[0] += f": {self.done} {self.unit}s"
+        if self.rate:
+            parts.append(f"{self.rate:.1f} {self.unit}s/s")
+        if (left := self.seconds_left) is not None:
+            parts.append(f"{_duration(left)} left")
+        return " · ".join(parts)
+
+    def to_json(self) -> dict[str, object]:
+        moment = lambda value: value.isoformat() if value else None  # noqa: E731
+        return {
+            "id": self.id, "kind": self.kind, "arguments": self.arguments, "state": self.state,
+            "stage": self.stage, "done": self.done, "total": self.total, "unit": self.unit,
+            "rate": round(self.rate, 3) if self.rate else None,
+            "seconds_left": round(s, 1) if (s := self.seconds_left) is not None else None,
+            "created_at": moment(self.created_at), "started_at": moment(self.started_at),
+            "ended_at": moment(self.ended_at), "heartbeat_at": moment(self.heartbeat_at),
+            "pid": self.pid, "cancel_requested": self.cancel_requested, "again": self.again,
+            "result": self.result, "error": self.error,
+        }  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def submit(db: Database, arguments: Sequence[str], cwd: str | None = None) -> int:
+    """Record a job for ``searchapp ARGUMENTS`` (without ``--home``); returns its id."""
+    arguments = [str(argument) for argument in arguments if argument != "--background"]
+    kind = kind_of(arguments)
+    with db.write() as session:
+        job = Job(kind=kind, arguments=json.dumps(arguments), cwd=cwd or os.getcwd(),
+                  stage="waiting to start", heartbeat_at=_now())  # fmt: skip
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def launch(settings: Settings, job_id: int) -> subprocess.Popen[bytes]:
+    """Start the process that runs job ``job_id``, detached from this one (its own session, its
+    output in the home's jobs folder)."""
+    with Database(settings.database_url).read() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise UnknownVersionError(f"There is no job {job_id}: see `searchapp jobs list`.")
+        cwd = job.cwd if Path(job.cwd).is_dir() else str(settings.home)
+    logs = settings.home / "jobs"
+    logs.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "searchapp.cli", "--home", str(settings.home),
+               "jobs", "run", str(job_id)]  # fmt: skip
+    with (logs / f"{job_id}.log").open("ab") as output:
+        process = subprocess.Popen(
+            command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+    # Collect its exit status when it ends, so that it never lingers as a zombie of this process.
+    threading.Thread(target=process.wait, daemon=True, name=f"job-{job_id}-reaper").start()
+    return process
+
+
+def start(settings: Settings, db: Database, arguments: Sequence[str]) -> int:
+    """Record a job and launch its process; returns its id at once."""
+    job_id = submit(db, arguments)
+    launch(settings, job_id)
+    return job_id
+
+
+def get_job(db: Database, job_id: int) -> JobView:
+    reap(db)
+    with db.read() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise UnknownVersionError(f"There is no job {job_id}: see `searchapp jobs list`.")
+        return JobView.of(job)
+
+
+def list_jobs(db: Database, limit: int = 50) -> list[JobView]:
+    """The most recent jobs, newest first (running and queued ones included)."""
+    reap(db)
+    with db.read() as session:
+        jobs = session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)).all()
+        return [JobView.of(job) for job in jobs]
+
+
+def cancel(db: Database, job_id: int) -> JobView:
+    """Stop a job: a queued one never starts; a running one stops at its next step, keeping what
+    it committed (the same as Ctrl-C on the command line)."""
+    job = get_job(db, job_id)
+    if not job.active:
+        raise InvalidOptionError(f"Job {job_id} has already ended ({job.state}).")
+    with db.write() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state == "queued", Job.started_at.is_(None),
+                   Job.pid.is_(None))
+            .values(state="cancelled", ended_at=_now(), stage="cancelled before it started")
+        )  # fmt: skip
+        row = session.get(Job, job_id)
+        assert row is not None
+        pid, host = row.pid, row.host
+    if pid and host == socket.gethostname():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGINT)  # interrupts a long step that reports no progress
+    return get_job(db, job_id)
+
+
+def resume(settings: Settings, db: Database, job_id: int) -> JobView:
+    """Run an interrupted, failed or cancelled job again (Resume or Restart, see the module)."""
+    job = get_job(db, job_id)
+    if job.again is None:
+        raise InvalidOptionError(
+            f"Job {job_id} is {job.state}: only an interrupted, failed or cancelled job can be "
+            "run again."
+        )
+    with db.write() as session:
+        session.execute(
+            update(Job).where(Job.id == job_id).values(
+                state="queued", stage="waiting to start", done=0, total=None, rate=None,
+                detail="", started_at=None, ended_at=None, heartbeat_at=_now(), pid=None,
+                host=None, cancel_requested=False, result_json=None, error=None,
+            )
+        )  # fmt: skip
+    launch(settings, job_id)
+    return get_job(db, job_id)
+
+
+def reap(db: Database) -> list[int]:
+    """Mark interrupted the active jobs whose process is gone; returns their ids."""
+    host = socket.gethostname()
+    dead = []
+    with db.read() as session:
+        for job in session.scalars(select(Job).where(Job.state.in_(ACTIVE))):
+            if job.pid is None:  # recorded (or resumed) when its heartbeat was set
+                gone = _age(job.heartbeat_at) > STALE_SECONDS  # its process never started
+            elif job.host == host:
+                gone = not _alive(job.pid) or _age(job.heartbeat_at) > STALE_SECONDS
+            else:
+                gone = _age(job.heartbeat_at) > STALE_SECONDS
+            if gone:
+                dead.append(job.id)
+    if dead:
+        with db.write() as session:
+            session.execute(
+                update(Job).where(Job.id.in_(dead), Job.state.in_(ACTIVE)).values(
+                    state="interrupted", ended_at=_now(),
+                    error="Its process stopped without finishing (killed, or the machine "
+                    "restarted). What it committed is kept; run it again to finish.",
+                )
+            )  # fmt: skip
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class JobProgress(Progress):
+    """Writes a job's progress into its row (at most every ``PROGRESS_SECONDS``, and at every
+    change of stage), with the rate of the current stage; raises ``JobCancelled`` at the next
+    update once the job is cancelled."""
+
+    def __init__(self, db: Database, job_id: int) -> None:
+        self.db = db
+        self.job_id = job_id
+        self._stage: str | None = None
+        self._stage_began = (0.0, 0)  # when the stage began, and its count then
+        self._written = 0.0
+        self._last: Update | None = None
+
+    def update(self, update: Update) -> None:
+        now = time.monotonic()
+        if update.stage != self._stage:
+            self._stage, self._stage_began, self._written = update.stage, (now, update.done), 0.0
+        self._last = update
+        finished = update.total is not None and update.done >= update.total
+        if now - self._written >= PROGRESS_SECONDS or finished:
+            self._write(update, now)
+
+    def _write(self, update: Update, now: float) -> None:
+        began, done_then = self._stage_began
+        rate = (update.done - done_then) / (now - began) if now - began > 1.0 else None
+        with self.db.write() as session:
+            session.execute(
+                update_job(self.job_id).values(
+                    stage=update.stage, done=update.done, total=update.total, unit=update.unit,
+                    detail=update.detail[-200:], rate=rate, heartbeat_at=_now(),
+                )
+            )  # fmt: skip
+            cancelled = session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
+        self._written = now
+        if cancelled:
+            raise JobCancelled(f"Job {self.job_id} was cancelled; what it committed is kept.")
+
+    def close(self) -> None:
+        if self._last is not None:
+            self._write(self._last, time.monotonic())
+
+
+def update_job(job_id: int):  # type: ignore[no-untyped-def]
+    return update(Job).where(Job.id == job_id)
+
+
+class _Heartbeat:
+    """Marks the job alive every ``HEARTBEAT_SECONDS`` from a thread, also through long steps
+    that report no progress (loading a model, exporting it)."""
+
+    def __init__(self, db: Database, job_id: int) -> None:
+        self.db, self.job_id = db, job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="job-heartbeat")
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                with self.db.write() as session:
+                    session.execute(update_job(self.job_id).values(heartbeat_at=_now()))
+            except Exception as error:  # a busy or full disk: the next beat tries again
+                log.warning("Job %s could not record its heartbeat: %s", self.job_id, error)
+
+
+def run(settings: Settings, job_id: int) -> int:
+    """Run job ``job_id`` in this process (``searchapp jobs run ID``); returns its exit code."""
+    from searchapp import cli
+
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    with db.write() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise UnknownVersionError(f"There is no job {job_id}: see `searchapp jobs list`.")
+        if job.state != "queued":
+            raise InvalidOptionError(f"Job {job_id} is {job.state}, not queued.")
+        job.pid, job.host, job.heartbeat_at = os.getpid(), socket.gethostname(), _now()
+        arguments = json.loads(job.arguments)
+    args = cli.build_parser().parse_args(["--home", str(settings.home), *arguments])
+    args.json, args.quiet = True, True
+    args.progress = JobProgress(db, job_id)
+    output = io.StringIO()
+    state, error, code = "failed", None, 1
+    with _Heartbeat(db, job_id):
+        try:
+            _wait_for_turn(db, job_id)
+            while True:
+                try:
+                    with contextlib.redirect_stdout(output):
+                        code = args.func(args)
+                    break
+                except WriterBusyError:  # a command outside the jobs took the writer first
+                    _wait(db, job_id, "waiting for another process that is writing")
+            state = "succeeded"
+        except (JobCancelled, KeyboardInterrupt):
+            state, code = "cancelled", EXIT_INTERRUPTED
+        except SearchappError as failure:
+            error, code = str(failure), failure.exit_code
+        except Exception:
+            error, code = traceback.format_exc(), 70
+            print(error, file=sys.stderr)
+    result = _json_or_none(output.getvalue())
+    values: dict[str, object] = {
+        "state": state,
+        "ended_at": _now(),
+        "error": error,
+        "result_json": json.dumps(result) if result is not None else None,
+    }
+    if state == "cancelled":
+        values["stage"] = "cancelled"
+    with db.write() as session:
+        session.execute(update_job(job_id).values(**values))
+    return code
+
+
+def _wait_for_turn(db: Database, job_id: int) -> None:
+    """Wait while an earlier job is queued or running: write jobs run one at a time, in order."""
+    while True:
+        reap(db)
+        with db.read() as session:
+            earlier = session.scalar(
+                select(Job.id)
+                .where(Job.id < job_id, Job.state.in_(ACTIVE), Job.kind != WATCH)
+                .order_by(Job.id)
+                .limit(1)
+            )
+        if earlier is None:
+            break
+        _wait(db, job_id, f"queued behind job {earlier}")
+    with db.write() as session:
+        session.execute(
+            update_job(job_id).values(state="running", started_at=_now(), stage="starting")
+        )
+
+
+def _wait(db: Database, job_id: int, why: str) -> None:
+    with db.write() as session:
+        session.execute(update_job(job_id).values(stage=why, heartbeat_at=_now()))
+        cancelled = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    if cancelled:
+        raise JobCancelled(f"Job {job_id} was cancelled before it started.")
+    time.sleep(WAIT_SECONDS)
+
+
+def _json_or_none(text: str) -> dict | list | None:
+    """The command's output: the JSON it prints with --json, else its text."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"output": text[-4000:]}

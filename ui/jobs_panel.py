@@ -1,0 +1,138 @@
+"""Jobs in the UI: pages start long work as jobs and watch them; they never do the work.
+
+A job runs in a ``searchapp`` process of its own (``searchapp.jobs``), so it goes on when the page
+is left, the tab reloaded or closed, or the UI server stopped. Every browser session sees the same
+jobs: the panel reads them from the database, and refreshes itself every second while one runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import streamlit as st
+
+from searchapp import jobs
+from searchapp.errors import SearchappError
+from ui.resources import database, settings
+
+REFRESH_SECONDS = 1.0
+RECENT = 5
+
+
+def start(arguments: Sequence[str]) -> int | None:
+    """Start ``searchapp ARGUMENTS`` as a job; shows the error and returns None if refused."""
+    try:
+        job_id = jobs.start(settings(), database(), arguments)
+    except SearchappError as error:
+        st.error(str(error))
+        return None
+    st.toast(f"Job {job_id} started: it goes on even if you leave this page.")
+    return job_id
+
+
+def panel(kinds: Sequence[str] | None = None, title: str = "Jobs") -> None:
+    """The running, queued and recent jobs (of ``kinds``), live."""
+    st.subheader(title)
+    _live(tuple(kinds) if kinds else None)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _live(kinds: tuple[str, ...] | None) -> None:
+    views = [view for view in jobs.list_jobs(database(), limit=50)
+             if kinds is None or view.kind in kinds]  # fmt: skip
+    active = [view for view in views if view.active]
+    recent = [view for view in views if not view.active][:RECENT]
+    if not views:
+        st.caption("No jobs yet.")
+    for view in [*active, *recent]:
+        _job(view)
+
+
+def _job(view: jobs.JobView) -> None:
+    with st.container(border=True, key=f"job-{view.id}"):
+        head, action = st.columns([6, 1])
+        head.markdown(f"**Job {view.id}** · {view.kind} · **{view.state}**  \n`{view.command}`")
+        if view.active:
+            if action.button("Cancel", key=f"cancel-{view.id}", disabled=view.cancel_requested):
+                _act(lambda: jobs.cancel(database(), view.id))
+            text = view.progress_line()
+            if view.detail:
+                text += f" · {Path(view.detail.split(' · ')[-1]).name}"
+            st.progress(view.fraction, text=text)
+            return
+        if view.again and action.button(view.again, key=f"again-{view.id}"):
+            _act(lambda: jobs.resume(settings(), database(), view.id))
+        if view.error:
+            st.error(view.error)
+        if view.state == "succeeded" and view.result is not None:
+            RESULTS.get(view.kind, _raw)(view.result)
+
+
+def _act(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except SearchappError as error:
+        st.error(str(error))
+    else:
+        st.rerun(scope="fragment")
+
+
+def _index_result(result: dict) -> None:
+    columns = st.columns(6)
+    figures = [
+        ("Added", result["added"]),
+        ("Updated", result["updated"]),
+        ("Removed", result["removed"]),
+        ("Unchanged", result["unchanged"]),
+        ("Failed", len(result["failed"])),
+        ("Chunks embedded", result["chunks"]),
+    ]
+    for column, (label, value) in zip(columns, figures, strict=True):
+        column.metric(label, value)
+    st.caption(f"{result['seconds']:.1f} s")
+    if result["failed"]:
+        st.error(f"{len(result['failed'])} files could not be indexed:")
+        st.dataframe(result["failed"], hide_index=True, use_container_width=True)
+    if result["skipped"]:
+        with st.expander(f"{len(result['skipped'])} skipped"):
+            st.dataframe(result["skipped"], hide_index=True, use_container_width=True)
+
+
+def _train_result(result: dict) -> None:
+    (st.success if result["promoted"] else st.warning)(
+        f"Version {result['version']}: {'promoted' if result['promoted'] else 'not promoted'} — "
+        f"{result['reason']}"
+    )
+    st.table(
+        [
+            {"metric": name, "before": result["before"][name], "after": result["after"][name]}
+            for name in ("ndcg@10", "recall@100", "mrr@10")
+        ]
+    )
+    st.caption(f"{result['pairs_used']} training rows, {result['pairs_skipped']} rows skipped")
+
+
+def _versions_result(result: list) -> None:
+    served = next((row for row in result if row["status"] == "active"), None)
+    if served is not None:
+        st.success(f"Serving model version {served['id']}: {served['name']}")
+
+
+def _repair_result(result: dict) -> None:
+    for check in result["checks"]:
+        (st.success if check["ok"] else st.error)(f"{check['check']}: {check['detail']}")
+
+
+def _raw(result: dict | list) -> None:
+    st.json(result, expanded=False)
+
+
+RESULTS: dict[str, Callable] = {
+    "index": _index_result,
+    "import": _index_result,
+    "train": _train_result,
+    "promote": _versions_result,
+    "rollback": _versions_result,
+    "repair": _repair_result,
+}
