@@ -1,0 +1,88 @@
+"""Whole command against whole script: `searchapp index --beir` (default backend) against bare
+PyTorch fp32 ``SentenceTransformer.encode`` of the same text in 254-token windows.
+
+Each arm is a fresh process, timed from start to exit, alternately, ``--rounds`` times:
+  command: ``searchapp --home NEW index --beir CORPUS`` with an empty export cache, so that its
+           time includes making the model's ONNX export for queries (a first run on a machine);
+  script:  import sentence-transformers, load the model, cut each document into 254-token windows
+           (the chunker's size, no overlap), encode them (batch 64).
+Prints one JSON object: each round's seconds, the best of each arm and their ratio.
+
+    python bench/index_speed.py [--beir ../shared/datasets/scifact] [--docs 1000] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from searchapp.beir import read_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import json, sys
+from sentence_transformers import SentenceTransformer
+from searchapp.encoder import bundled_model_path
+model = SentenceTransformer(str(bundled_model_path()), device="cpu")
+model.max_seq_length = 256
+tokenizer = model.tokenizer
+texts = []
+for line in open(sys.argv[1]):
+    record = json.loads(line)
+    text = record["title"] + "\\n\\n" + record["text"]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    texts += [tokenizer.decode(ids[i : i + 254]) for i in range(0, max(len(ids), 1), 254)]
+model.encode(texts, batch_size=64)
+print(len(texts))
+"""
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, done.stdout.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--beir", type=Path, default=REPO.parent / "shared/datasets/scifact")
+    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="searchapp-index-speed-"))
+    corpus = work / "corpus"
+    corpus.mkdir()
+    with (corpus / "corpus.jsonl").open("w") as handle:
+        for r in itertools.islice(read_corpus(args.beir), args.docs):
+            handle.write(json.dumps({"_id": r.id, "title": r.title, "text": r.text}) + "\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    rounds: dict[str, list[float]] = {"command": [], "script": []}
+    for n in range(args.rounds):
+        home, cache = work / f"home-{n}", work / f"cache-{n}"
+        seconds, _ = _timed(
+            [sys.executable, "-m", "searchapp.cli", "--home", str(home), "index", "--beir",
+             str(corpus), "--quiet"],
+            {**env, "SEARCHAPP_CACHE": str(cache)},
+        )  # fmt: skip
+        rounds["command"].append(round(seconds, 1))
+        seconds, windows = _timed([sys.executable, "-c", SCRIPT, str(corpus / "corpus.jsonl")], env)
+        rounds["script"].append(round(seconds, 1))
+        print(f"round {n + 1}: {rounds}", file=sys.stderr)
+    best = {arm: min(times) for arm, times in rounds.items()}
+    print(json.dumps({
+        "docs": args.docs, "windows": int(windows), "rounds": rounds, "best_seconds": best,
+        "speed_up": round(best["script"] / best["command"], 2),
+    }, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
