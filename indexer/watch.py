@@ -80,7 +80,7 @@ def watch(
             changes.changed.clear()
             changes.last_event = time.monotonic()
             job_id = jobs.submit(db, arguments)
-            jobs.run(settings, job_id)
+            jobs.run(settings, job_id, own_process=False)
             on_run(jobs.get_job(db, job_id))
     finally:
         observer.stop()

@@ -211,6 +211,7 @@ def submit(db: Database, arguments: Sequence[str], cwd: str | None = None) -> in
     """Record a job for ``searchapp ARGUMENTS`` (without ``--home``); returns its id."""
     arguments = [str(argument) for argument in arguments if argument != "--background"]
     kind = kind_of(arguments)
+    _parse(arguments)  # refused now, not in a process nobody watches
     with db.write() as session:
         job = Job(kind=kind, arguments=json.dumps(arguments), cwd=cwd or os.getcwd(),
                   stage="waiting to start", heartbeat_at=_now())  # fmt: skip
@@ -219,10 +220,23 @@ def submit(db: Database, arguments: Sequence[str], cwd: str | None = None) -> in
         return job.id
 
 
-def launch(settings: Settings, job_id: int) -> subprocess.Popen[bytes]:
+def _parse(arguments: Sequence[str], home: str = "."):  # type: ignore[no-untyped-def]
+    """The command's parsed arguments, or ``InvalidOptionError`` with argparse's complaint."""
+    from searchapp.cli import build_parser
+
+    complaint = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(complaint):
+            return build_parser().parse_args(["--home", home, *arguments])
+    except SystemExit:
+        reason = (complaint.getvalue().strip().splitlines() or ["bad arguments"])[-1]
+        raise InvalidOptionError(f"`searchapp {' '.join(arguments)}`: {reason}") from None
+
+
+def launch(settings: Settings, db: Database, job_id: int) -> subprocess.Popen[bytes]:
     """Start the process that runs job ``job_id``, detached from this one (its own session, its
     output in the home's jobs folder)."""
-    with Database(settings.database_url).read() as session:
+    with db.read() as session:
         job = session.get(Job, job_id)
         if job is None:
             raise UnknownVersionError(f"There is no job {job_id}: see `searchapp jobs list`.")
@@ -244,7 +258,7 @@ def launch(settings: Settings, job_id: int) -> subprocess.Popen[bytes]:
 def start(settings: Settings, db: Database, arguments: Sequence[str]) -> int:
     """Record a job and launch its process; returns its id at once."""
     job_id = submit(db, arguments)
-    launch(settings, job_id)
+    launch(settings, db, job_id)
     return job_id
 
 
@@ -304,7 +318,7 @@ def resume(settings: Settings, db: Database, job_id: int) -> JobView:
                 host=None, cancel_requested=False, result_json=None, error=None,
             )
         )  # fmt: skip
-    launch(settings, job_id)
+    launch(settings, db, job_id)
     return get_job(db, job_id)
 
 
@@ -413,10 +427,13 @@ class _Heartbeat:
                 log.warning("Job %s could not record its heartbeat: %s", self.job_id, error)
 
 
-def run(settings: Settings, job_id: int) -> int:
-    """Run job ``job_id`` in this process (``searchapp jobs run ID``); returns its exit code."""
-    from searchapp import cli
+def run(settings: Settings, job_id: int, *, own_process: bool = True) -> int:
+    """Run job ``job_id`` in this process (``searchapp jobs run ID``); returns its exit code.
 
+    ``own_process=False`` (a watcher running its re-index jobs): the process is not the job's, so
+    its id is not recorded; a cancel then stops the job at its next step but never signals the
+    process, and a dead process is found by the job's heartbeat alone.
+    """
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
     with db.write() as session:
         job = session.get(Job, job_id)
@@ -424,9 +441,18 @@ def run(settings: Settings, job_id: int) -> int:
             raise UnknownVersionError(f"There is no job {job_id}: see `searchapp jobs list`.")
         if job.state != "queued":
             raise InvalidOptionError(f"Job {job_id} is {job.state}, not queued.")
-        job.pid, job.host, job.heartbeat_at = os.getpid(), socket.gethostname(), _now()
+        if own_process:
+            job.pid, job.host = os.getpid(), socket.gethostname()
+        job.heartbeat_at = _now()
         arguments = json.loads(job.arguments)
-    args = cli.build_parser().parse_args(["--home", str(settings.home), *arguments])
+    try:
+        args = _parse(arguments, str(settings.home))
+    except InvalidOptionError as error:
+        with db.write() as session:
+            session.execute(
+                update_job(job_id).values(state="failed", ended_at=_now(), error=str(error))
+            )
+        raise
     args.json, args.quiet = True, True
     args.progress = JobProgress(db, job_id)
     output = io.StringIO()

@@ -137,6 +137,9 @@ def test_job_commands_say_what_is_wrong(cli, home: Settings, docs_copy) -> None:
     assert ended.code == 2 and "already ended (cancelled)" in ended.err
     with pytest.raises(jobs.InvalidOptionError, match="cannot run as a job"):
         jobs.kind_of(["search", "bees"])
+    with pytest.raises(jobs.InvalidOptionError, match="invalid choice: 'sideways'"):
+        jobs.submit(db, ["train", "--loss", "sideways"])  # refused before anything runs
+    assert [view.id for view in jobs.list_jobs(db)] == [queued]
 
 
 def test_a_watched_folder_follows_new_changed_renamed_and_deleted_files(
