@@ -2,9 +2,10 @@
 
 ``export`` turns a model version's transformer into ONNX (``torch.onnx.export`` with eager
 attention: offline, and equal to PyTorch to cosine 1.0) and, for ``onnx-int8``, quantizes its
-weights per channel (per-tensor weights lose far more). The files are cached in the home per
-fingerprint with a checksum and rebuilt when missing or damaged. ``OnnxEncoder`` then needs only
-``onnxruntime``, ``tokenizers`` and numpy: a query in a fresh process does not import torch.
+weights per channel (per-tensor weights lose far more). The files are cached per fingerprint in
+the user's cache (``Settings.backends_dir``), with a checksum, and rebuilt when missing or
+damaged. ``OnnxEncoder`` then needs only ``onnxruntime``, ``tokenizers`` and numpy: a query in a
+fresh process does not import torch.
 """
 
 from __future__ import annotations
