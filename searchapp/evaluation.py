@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from searchapp.beir import read_qrels, read_queries
@@ -48,6 +48,8 @@ class Metrics:
     recall_at_100: float
     mrr_at_10: float
     queries: int
+    # nDCG@10 of each judged query: what a paired comparison of two models needs.
+    per_query: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, float]:
         return {
@@ -65,11 +67,13 @@ def score_rankings(
     if not judged:
         raise InvalidOptionError("No query has a relevant document: nothing to evaluate.")
     n = len(judged)
+    ndcg = {q: ndcg_at_k(rankings.get(q, []), qrels[q]) for q in judged}
     return Metrics(
-        ndcg_at_10=sum(ndcg_at_k(rankings.get(q, []), qrels[q]) for q in judged) / n,
+        ndcg_at_10=sum(ndcg.values()) / n,
         recall_at_100=sum(recall_at_k(rankings.get(q, []), qrels[q]) for q in judged) / n,
         mrr_at_10=sum(mrr_at_k(rankings.get(q, []), qrels[q]) for q in judged) / n,
         queries=n,
+        per_query=ndcg,
     )
 
 

@@ -33,16 +33,6 @@ def _snapshot(home: Settings) -> list[list[tuple[int, float]]]:
             for q in PROBES]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def fp32_backend():  # type: ignore[no-untyped-def]
-    """PyTorch fp32 here: with the gate's fixed margin, bf16's rounding is enough to tip the
-    shuffled-pairs run over it (+0.0054 against +0.005). A paired significance test in place of
-    the margin is issue 12; until then these tests keep the numbers they were written for."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SEARCHAPP_BACKEND", "torch")
-        yield
-
-
 @pytest.fixture(scope="module")
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample indexed once; tests copy it so that each starts from the same home."""
@@ -95,6 +85,12 @@ def test_pairs_that_teach_nothing_are_not_promoted(home: Settings, tmp_path: Pat
     assert not report.promoted
     assert report.after["ndcg@10"] < report.before["ndcg@10"] + 0.005
     assert "not served" in report.reason
+    # The report says on how many held-out queries and documents it decided, and how it went.
+    gate = report.gate
+    assert gate["queries"] == report.held_out["queries"] > 0 and report.held_out["documents"] > 0
+    assert gate["wins"] + gate["losses"] + gate["ties"] == gate["queries"]
+    assert gate["interval"][0] <= gate["gain"] <= gate["interval"][1]
+    assert f"on {gate['queries']} held-out queries" in report.reason
     assert _snapshot(home) == before
     versions = {v.id: v.status for v in list_versions(Database(home.database_url))}
     assert versions == {1: "active", report.version: "candidate"}

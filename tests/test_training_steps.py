@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.training.gate import decide
+from indexer.training.gate import compare, decide
 from indexer.training.losses import training_rows
 from indexer.training.mining import MinedQuery
 from indexer.training.options import TrainingOptions
-from indexer.training.pairs import Judgement, split_by_query
+from indexer.training.pairs import Judgement, split_by_document
 from searchapp.errors import InvalidOptionError
+from searchapp.evaluation import Metrics
 
 
 def _judgements(queries: int) -> list[Judgement]:
@@ -23,28 +24,28 @@ def _judgements(queries: int) -> list[Judgement]:
 
 def test_held_out_queries_are_wholly_on_one_side_and_stable() -> None:
     judgements = _judgements(40)
-    train, held = split_by_query(judgements, 0.25, seed=13)
+    train, held = split_by_document(judgements, 0.25, seed=13)
     train_queries, held_queries = {j.query for j in train}, {j.query for j in held}
     assert len(held_queries) == 10 and not train_queries & held_queries
     assert len(train) + len(held) == len(judgements)
-    assert split_by_query(judgements, 0.25, seed=13) == (train, held)  # seeded: the same again
-    assert {j.query for j in split_by_query(judgements, 0.25, seed=14)[1]} != held_queries
+    assert split_by_document(judgements, 0.25, seed=13) == (train, held)  # seeded: the same again
+    assert {j.query for j in split_by_document(judgements, 0.25, seed=14)[1]} != held_queries
 
 
 def test_only_queries_with_an_indexed_positive_can_be_held_out() -> None:
     plain = [Judgement(f"plain {i}", "a text positive", 1.0) for i in range(20)]
-    _train, held = split_by_query(plain + _judgements(4), 0.5, seed=1)
+    _train, held = split_by_document(plain + _judgements(4), 0.5, seed=1)
     assert all(j.doc_id is not None for j in held)
     assert len({j.query for j in held}) == 2
-    assert split_by_query(plain, 0.5) == (plain, [])  # none eligible: nothing held out
+    assert split_by_document(plain, 0.5) == (plain, [])  # none eligible: nothing held out
 
 
 def test_a_fraction_keeps_at_least_one_query_on_each_side() -> None:
-    _, held = split_by_query(_judgements(3), 0.01)
+    _, held = split_by_document(_judgements(3), 0.01)
     assert len({j.query for j in held}) == 1
-    train, _ = split_by_query(_judgements(3), 0.89)
+    train, _ = split_by_document(_judgements(3), 0.89)
     assert len({j.query for j in train}) == 1
-    assert split_by_query(_judgements(5), 0.0)[1] == []
+    assert split_by_document(_judgements(5), 0.0)[1] == []
 
 
 MINED = [
@@ -74,15 +75,56 @@ def test_pair_losses_get_labels_or_scores() -> None:
         training_rows("hinge", MINED)
 
 
-def test_the_gate_promotes_only_a_big_enough_gain_unless_forced() -> None:
-    options = TrainingOptions(min_gain=0.01)
-    assert decide(0.50, 0.52, options).promote
-    assert "improved by +0.0200" in decide(0.50, 0.52, options).reason
-    kept = decide(0.50, 0.505, options)
-    assert not kept.promote and "not served" in kept.reason
-    assert not decide(0.50, 0.40, options).promote
-    forced = decide(0.50, 0.40, TrainingOptions(force=True))
-    assert forced.promote and "forced" in forced.reason and "-0.1000" in forced.reason
+def _metrics(per_query: dict[str, float]) -> Metrics:
+    mean = sum(per_query.values()) / len(per_query)
+    return Metrics(mean, 0.0, 0.0, len(per_query), per_query=per_query)
+
+
+def test_held_out_queries_share_no_relevant_document_with_training_queries() -> None:
+    # Queries that cite the same documents, in chains: 0-1 share doc 0, 1-2 share doc 1, …
+    judgements = [Judgement(f"q{i}", "p", 1.0, doc_id=i // 3) for i in range(60)]
+    judgements += [Judgement(f"q{i}", "p", 1.0, doc_id=100 + i // 3 + 1) for i in range(60)]
+    train, held = split_by_document(judgements, 0.25, seed=5)
+    train_docs = {j.doc_id for j in train if j.score >= 0.5}
+    held_docs = {j.doc_id for j in held if j.score >= 0.5}
+    assert held and not train_docs & held_docs  # nothing to memorise
+    assert not {j.query for j in train} & {j.query for j in held}
+    assert split_by_document(judgements, 0.25, seed=5) == (train, held)  # stable
+
+
+def test_one_document_cited_by_every_query_leaves_nothing_to_hold_out() -> None:
+    judgements = [Judgement(f"q{i}", "p", 1.0, doc_id=7) for i in range(20)]
+    assert split_by_document(judgements, 0.3) == (judgements, [])  # one group: all train
+
+
+def test_the_gate_promotes_only_a_gain_it_is_confident_of() -> None:
+    before = {f"q{i}": 0.5 for i in range(40)}
+    better = _metrics({q: 0.6 + 0.01 * (i % 5) for i, q in enumerate(before)})
+    decision = decide(_metrics(before), better, TrainingOptions())
+    assert decision.promote and decision.reason.startswith("better: nDCG@10 +0.1200 on 40")
+    assert decision.comparison.wins == 40 and decision.comparison.low > 0.1
+
+    # Half the queries a little better, half a little worse: no confident gain.
+    noisy = _metrics({q: 0.5 + (0.05 if i % 2 else -0.04) for i, q in enumerate(before)})
+    kept = decide(_metrics(before), noisy, TrainingOptions())
+    assert not kept.promote and "not better with 95% confidence" in kept.reason
+    assert kept.comparison.low < 0 < kept.comparison.high
+    assert (kept.comparison.wins, kept.comparison.losses) == (20, 20)
+
+    few = decide(_metrics(dict(list(before.items())[:4])),
+                 _metrics({q: 0.9 for q in list(before)[:4]}), TrainingOptions())  # fmt: skip
+    assert not few.promote and "too few held-out queries to decide (4" in few.reason
+    forced = decide(_metrics(before), noisy, TrainingOptions(force=True))
+    assert forced.promote and forced.reason.startswith("forced: nDCG@10 +0.0050")
+    assert not decide(_metrics(before), better, TrainingOptions(min_gain=0.2)).promote
+
+
+def test_the_bootstrap_interval_is_seeded_and_covers_the_mean() -> None:
+    before = {f"q{i}": 0.0 for i in range(30)}
+    after = {f"q{i}": (i % 7) / 10 for i in range(30)}
+    first, again = compare(before, after, 0.9), compare(before, after, 0.9)
+    assert first == again and first.low < first.gain < first.high
+    assert compare(before, after, 0.99).low < first.low  # more confidence, a wider interval
 
 
 def test_training_options_refuse_what_cannot_train() -> None:
@@ -90,3 +132,5 @@ def test_training_options_refuse_what_cannot_train() -> None:
         TrainingOptions(batch_size=1)
     with pytest.raises(InvalidOptionError, match="held_out must be between"):
         TrainingOptions(held_out=0.95)
+    with pytest.raises(InvalidOptionError, match="confidence must be"):
+        TrainingOptions(confidence=1.0)

@@ -110,6 +110,16 @@ def _train_result(result: dict) -> None:
             for name in ("ndcg@10", "recall@100", "mrr@10")
         ]
     )
+    gate, held_out = result.get("gate"), result.get("held_out")
+    if gate and held_out:
+        low, high = gate["interval"]
+        st.markdown(
+            f"Decided on **{gate['queries']} held-out queries** ({held_out['documents']} "
+            "documents that no training query cites): the candidate ranks "
+            f"**{gate['wins']} better**, **{gate['losses']} worse** and {gate['ties']} the same; "
+            f"mean nDCG@10 change {gate['gain']:+.4f}, {gate['confidence']:.0%} interval "
+            f"{low:+.4f} to {high:+.4f}."
+        )
     st.caption(f"{result['pairs_used']} training rows, {result['pairs_skipped']} rows skipped")
 
 

@@ -45,7 +45,14 @@ class TrainingOptions:
         default=0.1, metadata={"help": "fraction of queries held out for the gate"}
     )
     min_gain: float = field(
-        default=0.005, metadata={"help": "nDCG@10 gain the candidate needs to be served"}
+        default=0.0,
+        metadata={"help": "nDCG@10 gain the whole confidence interval must clear to be served"},
+    )
+    confidence: float = field(
+        default=0.95, metadata={"help": "confidence level of the gate's paired bootstrap"}
+    )
+    min_queries: int = field(
+        default=10, metadata={"help": "fewest held-out queries the gate decides on"}
     )
     eval_beir: Path | None = None
     eval_split: str = field(
@@ -62,6 +69,10 @@ class TrainingOptions:
             )
         if not 0.0 <= self.held_out < 0.9:
             raise InvalidOptionError(f"held_out must be between 0 and 0.9, got {self.held_out}.")
+        if not 0.5 <= self.confidence < 1.0:
+            raise InvalidOptionError(
+                f"confidence must be at least 0.5 and below 1, got {self.confidence}."
+            )
 
     def to_json(self) -> dict[str, object]:
         return {

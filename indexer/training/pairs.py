@@ -178,18 +178,58 @@ def read_feedback(db: Database, resolver: DocumentResolver) -> PairSet:
     return result
 
 
-def split_by_query(
+def split_by_document(
     judgements: Iterable[Judgement], held_out_fraction: float, seed: int = 13
 ) -> tuple[list[Judgement], list[Judgement]]:
-    """(train, held-out) with every query wholly on one side; only queries with an indexed
-    relevant document are eligible for the held-out side, since the gate ranks the index."""
+    """(train, held-out), grouped so that no held-out query shares a relevant document with a
+    training query: a candidate cannot win the gate by having memorised the held-out answers.
+
+    Queries that share a relevant document (directly or through others) form a group, and whole
+    groups are held out, in a seeded order, until ``held_out_fraction`` of the eligible queries is
+    reached (at least one group on each side when there are two). Only queries with an indexed
+    relevant document are eligible, since the gate ranks the index. Stable for a given seed.
+    """
     import random
 
     judgements = list(judgements)
-    eligible = sorted({j.query for j in judgements if j.score >= 0.5 and j.doc_id is not None})
-    count = round(len(eligible) * held_out_fraction)
-    if held_out_fraction > 0 and eligible:
-        count = max(1, min(count, len(eligible) - 1)) if len(eligible) > 1 else 0
-    held = set(random.Random(seed).sample(eligible, count)) if count else set()
+    relevant: dict[str, set[int]] = {}
+    for j in judgements:
+        if j.score >= 0.5 and j.doc_id is not None:
+            relevant.setdefault(j.query, set()).add(j.doc_id)
+    groups = _groups(relevant)
+    random.Random(seed).shuffle(groups)
+    target = round(len(relevant) * held_out_fraction)
+    chosen: list[set[str]] = []
+    if held_out_fraction > 0 and len(groups) > 1:
+        for group in groups:  # whole groups that fit, in the seeded order
+            if sum(map(len, chosen)) + len(group) <= target:
+                chosen.append(group)
+        if not chosen:  # every group is bigger than the fraction: the smallest one
+            chosen.append(min(groups, key=len))
+        if len(chosen) == len(groups):  # training keeps at least one group
+            chosen.pop()
+    held = set().union(*chosen)
     train = [j for j in judgements if j.query not in held]
     return train, [j for j in judgements if j.query in held]
+
+
+def _groups(relevant: dict[str, set[int]]) -> list[set[str]]:
+    """The queries joined by shared relevant documents (connected components), in a stable
+    order: each group's first query, sorted."""
+    parent = {query: query for query in relevant}
+
+    def root(query: str) -> str:
+        while parent[query] != query:
+            parent[query] = parent[parent[query]]
+            query = parent[query]
+        return query
+
+    first_query: dict[int, str] = {}
+    for query in sorted(relevant):
+        for doc_id in sorted(relevant[query]):
+            other = first_query.setdefault(doc_id, query)
+            parent[root(query)] = root(other)
+    groups: dict[str, set[str]] = {}
+    for query in sorted(relevant):
+        groups.setdefault(root(query), set()).add(query)
+    return sorted(groups.values(), key=min)

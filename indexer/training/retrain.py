@@ -35,7 +35,7 @@ from indexer.training.pairs import (
     read_beir_pairs,
     read_feedback,
     read_pairs_file,
-    split_by_query,
+    split_by_document,
 )
 from searchapp.encoder import EncoderSpec
 from searchapp.errors import PairsError
@@ -67,6 +67,8 @@ class TrainingReport:
     after: dict[str, float]
     promoted: bool
     reason: str
+    gate: dict[str, object] = field(default_factory=dict)  # Comparison.to_json()
+    held_out: dict[str, int] = field(default_factory=dict)  # queries and documents held out
     seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     losses: list[tuple[int, float]] = field(default_factory=list)
@@ -83,6 +85,8 @@ class TrainingReport:
             "after": self.after,
             "promoted": self.promoted,
             "reason": self.reason,
+            "gate": self.gate,
+            "held_out": self.held_out,
             "seconds": round(self.seconds, 1),
         }
 
@@ -105,7 +109,7 @@ def split_pairs(
 ) -> tuple[list[Judgement], list[Judgement]]:
     """(train, held out), refusing pairs that cannot train or cannot be judged."""
     fraction = 0.0 if options.eval_beir else options.held_out
-    train, held_out = split_by_query(pairs.judgements, fraction, options.seed)
+    train, held_out = split_by_document(pairs.judgements, fraction, options.seed)
     if not any(j.score >= 0.5 for j in train):
         raise PairsError(
             "No usable training pairs: give a pairs file, --beir DIR, or 👍 feedback "
@@ -117,6 +121,15 @@ def split_pairs(
             "evaluation set (--eval-beir DIR --eval-split S), or pass --force."
         )
     return train, held_out
+
+
+def held_out_split(held_out: list[Judgement]) -> dict[str, list]:
+    """The gate's queries and their relevant documents, kept with the version it judged."""
+    relevant = [j for j in held_out if j.score >= 0.5 and j.doc_id is not None]
+    return {
+        "queries": sorted({j.query for j in relevant}),
+        "documents": sorted({j.doc_id for j in relevant}),
+    }
 
 
 def candidate_spec(served: ModelVersion, options: TrainingOptions) -> EncoderSpec:
@@ -216,11 +229,15 @@ def retrain(
 
         before = evaluate_generation(settings, db, served_generation.id, held_out, options)
         after = evaluate_generation(settings, db, generation.id, held_out, options)
-        decision = decide(before.ndcg_at_10, after.ndcg_at_10, options)
+        decision = decide(before, after, options)
+        split = held_out_split(held_out)
         with db.write() as session:
             row = session.get(ModelVersion, version.id)
             assert row is not None
-            row.metrics_json = json.dumps({"before": before.to_json(), "after": after.to_json()})
+            row.metrics_json = json.dumps({
+                "before": before.to_json(), "after": after.to_json(),
+                "gate": decision.comparison.to_json(), "held_out": split,
+            })  # fmt: skip
         if decision.promote:
             activate(db, generation.id)
         else:
@@ -236,6 +253,8 @@ def retrain(
         after=after.to_json(),
         promoted=decision.promote,
         reason=decision.reason,
+        gate=decision.comparison.to_json(),
+        held_out={"queries": len(split["queries"]), "documents": len(split["documents"])},
         seconds=time.perf_counter() - started,
         skipped=pairs.skipped,
         losses=history,
