@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from searchapp.beir import read_corpus
+from searchapp.beir import read_corpus, write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,10 +60,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="searchapp-index-speed-"))
     corpus = work / "corpus"
-    corpus.mkdir()
-    with (corpus / "corpus.jsonl").open("w") as handle:
-        for r in itertools.islice(read_corpus(args.beir), args.docs):
-            handle.write(json.dumps({"_id": r.id, "title": r.title, "text": r.text}) + "\n")
+    write_corpus(corpus, itertools.islice(read_corpus(args.beir), args.docs))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     rounds: dict[str, list[float]] = {"command": [], "script": []}
     for n in range(args.rounds):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from indexer.beir_import import import_beir
 from indexer.chunking import Chunker
-from searchapp.beir import read_corpus
+from searchapp.beir import read_corpus, write_corpus
 from searchapp.encoder import EncoderSpec
 from searchapp.settings import Settings
 from searchapp.versions import load_encoder
@@ -37,11 +37,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="searchapp-throughput-"))
     corpus = work / "corpus"
-    corpus.mkdir()
-    records = list(itertools.islice(read_corpus(args.beir), args.docs))
-    with (corpus / "corpus.jsonl").open("w") as handle:
-        for r in records:
-            handle.write(json.dumps({"_id": r.id, "title": r.title, "text": r.text}) + "\n")
+    records = write_corpus(corpus, itertools.islice(read_corpus(args.beir), args.docs))
 
     settings = Settings.load(work / "warm-up")
     encoder = load_encoder(EncoderSpec())

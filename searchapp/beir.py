@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +64,16 @@ def read_corpus(folder: Path) -> Iterator[BeirDocument]:
 def count_corpus(folder: Path) -> int:
     with _require(folder / "corpus.jsonl", "the corpus").open("rb") as handle:
         return sum(1 for line in handle if line.strip())
+
+
+def write_corpus(folder: Path, documents: Iterable[BeirDocument]) -> list[BeirDocument]:
+    """Write ``documents`` as ``folder/corpus.jsonl`` (a slice of a corpus, say); returns them."""
+    written = list(documents)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as handle:
+        for d in written:
+            handle.write(json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n")
+    return written
 
 
 def read_queries(folder: Path) -> dict[str, str]:

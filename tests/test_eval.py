@@ -47,3 +47,13 @@ def test_eval_of_a_missing_split_names_the_available_ones(cli, sample_home: Sett
     run = cli("--home", sample_home.home, "eval", SCIFACT_SLICE, "--split", "dev")
     assert run.code == 2
     assert "No judgements for split 'dev'" in run.err and "available splits: test" in run.err
+
+
+def test_a_corpus_slice_written_reads_back_the_same(tmp_path: Path) -> None:
+    import itertools
+
+    from searchapp.beir import read_corpus, write_corpus
+
+    first = list(itertools.islice(read_corpus(SCIFACT_SLICE), 5))
+    assert write_corpus(tmp_path / "slice", iter(first)) == first
+    assert list(read_corpus(tmp_path / "slice")) == first
