@@ -185,17 +185,20 @@ class JobView:
         return " · ".join(parts)
 
     def to_json(self) -> dict[str, object]:
-        moment = lambda value: value.isoformat() if value else None  # noqa: E731
         return {
             "id": self.id, "kind": self.kind, "arguments": self.arguments, "state": self.state,
             "stage": self.stage, "done": self.done, "total": self.total, "unit": self.unit,
             "rate": round(self.rate, 3) if self.rate else None,
             "seconds_left": round(s, 1) if (s := self.seconds_left) is not None else None,
-            "created_at": moment(self.created_at), "started_at": moment(self.started_at),
-            "ended_at": moment(self.ended_at), "heartbeat_at": moment(self.heartbeat_at),
+            "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at), "heartbeat_at": _iso(self.heartbeat_at),
             "pid": self.pid, "cancel_requested": self.cancel_requested, "again": self.again,
             "result": self.result, "error": self.error,
         }  # fmt: skip
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _duration(seconds: float) -> str:

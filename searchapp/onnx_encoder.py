@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -78,13 +79,23 @@ def cached_export(cache_dir: Path, spec: EncoderSpec, fingerprint: str, int8: bo
 
 
 def _verifies(folder: Path, fingerprint: str) -> bool:
+    model = folder / "model.onnx"
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        return manifest["fingerprint"] == fingerprint and manifest["sha256"] == _sha256(
-            folder / "model.onnx"
+        state = model.stat()
+        return manifest["fingerprint"] == fingerprint and _digest_is(
+            str(model), state.st_size, state.st_mtime_ns, manifest["sha256"]
         )
     except (OSError, ValueError, KeyError):
         return False
+
+
+@cache
+def _digest_is(path: str, size: int, mtime_ns: int, expected: str) -> bool:
+    """Whether the file hashes to ``expected``: hashed once per process for a given size and
+    modification time (a query checks the export before it loads it; a changed file is hashed
+    again)."""
+    return _sha256(Path(path)) == expected
 
 
 @contextlib.contextmanager
