@@ -223,6 +223,12 @@ class Searcher:
     def _encoding_thread(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-encode")
 
+    @property
+    def dense_weight(self) -> float:
+        """The blend's weight of the dense ranking for the served version."""
+        fitted = self._version.dense_weight if self._version is not None else None
+        return fitted if fitted is not None else DENSE_WEIGHT
+
     def _query_encoder(self) -> Encoder | OnnxEncoder:
         if self._encoder is None:
             assert self._version is not None
@@ -286,8 +292,12 @@ class Searcher:
         mode: str = SEARCH_MODE.default,
         fusion: str = FUSION.default,
         filters: SearchFilters | None = None,
+        dense_weight: float | None = None,
     ) -> list[list[SearchResult]]:
-        """Answer several queries with one model call; every query sees the same snapshot."""
+        """Answer several queries with one model call; every query sees the same snapshot.
+
+        Hybrid's blend weighs the dense ranking by ``dense_weight``, or by the one fitted for the
+        served model version (``ModelVersion.dense_weight``), or by ``DENSE_WEIGHT``."""
         SEARCH_MODE.check(mode)
         FUSION.check(fusion)
         if k < 1:
@@ -332,7 +342,8 @@ class Searcher:
                 elif fusion == "rrf":
                     ranked = reciprocal_rank_fusion([dense[i], keyword[i]])
                 else:
-                    ranked = score_blend(dense[i], keyword[i])
+                    weight = self.dense_weight if dense_weight is None else dense_weight
+                    ranked = score_blend(dense[i], keyword[i], weight)
                 if allowed is not None:
                     ranked = [item for item in ranked if item[0] in allowed]
                 vector = vectors[i] if vectors is not None else None

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 
 from indexer.folders import index_folders
+from indexer.training.gate import BLEND_WEIGHTS
+from indexer.training.history import record_pairs, replay_pairs, standing_set
 from indexer.training.options import PairSources, TrainingOptions
-from indexer.training.pairs import DocumentResolver, read_pairs_file
+from indexer.training.pairs import DocumentResolver, Judgement, read_pairs_file
 from indexer.training.retrain import retrain
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
-from searchapp.store.schema import IndexGeneration
+from searchapp.store.schema import IndexGeneration, ModelVersion, TrainingPair
 from searchapp.versions import active_generation, list_versions
 from tests import crashing
 from tests.conftest import DATA
@@ -137,3 +139,73 @@ def test_killed_retrain_keeps_serving_and_reruns(home: Settings, crash_at: str) 
         statuses = sorted(g.status for g in session.query(IndexGeneration))
     assert statuses == ["active", "retired"]  # the half-built generation is gone
     crashing.assert_generations_pure(home, sample=None)
+
+
+def test_replay_and_the_standing_set_keep_the_gate_honest(home: Settings) -> None:
+    db = Database(home.database_url)
+    resolver = DocumentResolver(db)
+    doc = {name: resolver.find(f"docs/{name}.md") for name in (
+        "bees/varroa-mites", "bees/swarm-prevention", "coffee/espresso-dialing-in",
+        "coffee/pour-over-technique", "astronomy/choosing-first-telescope")}  # fmt: skip
+
+    def judged(query: str, name: str) -> Judgement:
+        return Judgement(query, resolver.text(doc[name]), 1.0, doc[name])
+
+    earlier_train = [judged("mites in the hive", "bees/varroa-mites"),
+                     judged("stop a swarm", "bees/swarm-prevention"),
+                     judged("sour espresso", "coffee/espresso-dialing-in")]  # fmt: skip
+    earlier_held = [judged("bloom the coffee", "coffee/pour-over-technique"),
+                    judged("first telescope", "astronomy/choosing-first-telescope")]  # fmt: skip
+    with db.write() as session:
+        record_pairs(session, 1, earlier_train, earlier_held)
+        assert session.query(TrainingPair).count() == 5
+
+    new_train = [judged("telescope aperture", "astronomy/choosing-first-telescope")]
+    new_held = [judged("queen cells", "bees/swarm-prevention"), judged("stop a swarm",
+                "bees/swarm-prevention")]  # fmt: skip
+    # Replayed: earlier training queries, never one judged anew or sharing a held-out document.
+    replayed = replay_pairs(db, resolver, 1, new_train, new_held, share=5.0)
+    assert {j.query for j in replayed} == {"mites in the hive", "sour espresso"}
+    assert len(replay_pairs(db, resolver, 1, new_train, new_held, share=1.0)) == 1
+    assert replay_pairs(db, resolver, 1, new_train, new_held, share=0.0) == []
+    # Standing: earlier held-out queries, never one sharing a document with a training query.
+    standing = standing_set(db, resolver, [*new_train, *replayed], new_held)
+    assert [j.query for j in standing] == ["bloom the coffee"]
+
+
+def test_a_second_training_replays_the_first_and_is_scored_on_its_held_out_queries(
+    home: Settings, tmp_path: Path
+) -> None:
+    rows = (DATA / "pairs.jsonl").read_text().splitlines()
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("\n".join(rows[:24]) + "\n")
+    second.write_text("\n".join(rows[24:]) + "\n")
+    options = TrainingOptions(**QUICK, force=True, min_queries=2)
+    one = retrain(home, PairSources(files=(first,)), options)
+    assert one.replayed == {"queries": 0, "pairs": 0} and one.standing == {}
+    two = retrain(home, PairSources(files=(second,)), options)
+    assert two.replayed["queries"] > 0
+    assert 0 < two.standing["queries"] <= one.held_out["queries"]
+    assert "queries earlier versions held out" in two.reason
+    db = Database(home.database_url)
+    with db.read() as session:
+        kept = {(p.model_version_id, p.role) for p in session.query(TrainingPair)}
+        fitted = session.get(ModelVersion, two.version).dense_weight
+    assert kept == {(one.version, "train"), (one.version, "held_out"), (two.version, "train"),
+                    (two.version, "held_out")}  # fmt: skip
+    # Hybrid's blend weight was fitted for the served version on queries it did not train on.
+    assert fitted == two.dense_weight and fitted in BLEND_WEIGHTS
+    assert Searcher(home).search("varroa", mode="dense") and Searcher(home).dense_weight == fitted
+
+
+def test_hybrid_blends_by_the_served_versions_weight(home: Settings) -> None:
+    db = Database(home.database_url)
+    searcher = Searcher(home, db)
+    query = "how often should I feed a sourdough starter"
+    dense = [r.doc_id for r in searcher.search(query, k=5, mode="dense")]
+    keyword = [r.doc_id for r in searcher.search(query, k=5, mode="keyword")]
+    assert dense != keyword and searcher.dense_weight == 0.5
+    for weight, alone in ((1.0, dense), (0.0, keyword)):
+        with db.write() as session:
+            session.get(ModelVersion, 1).dense_weight = weight
+        assert [r.doc_id for r in Searcher(home, db).search(query, k=5)] == alone

@@ -114,6 +114,7 @@ def test_the_gate_promotes_only_a_gain_it_is_confident_of() -> None:
     few = decide(_metrics(dict(list(before.items())[:4])),
                  _metrics({q: 0.9 for q in list(before)[:4]}), TrainingOptions())  # fmt: skip
     assert not few.promote and "too few held-out queries to decide (4" in few.reason
+    assert "about 100 judged queries with 10% held out" in few.reason
     forced = decide(_metrics(before), noisy, TrainingOptions(force=True))
     assert forced.promote and forced.reason.startswith("forced: nDCG@10 +0.0050")
     assert not decide(_metrics(before), better, TrainingOptions(min_gain=0.2)).promote
@@ -134,3 +135,19 @@ def test_training_options_refuse_what_cannot_train() -> None:
         TrainingOptions(held_out=0.95)
     with pytest.raises(InvalidOptionError, match="confidence must be"):
         TrainingOptions(confidence=1.0)
+
+
+def test_a_candidate_worse_on_earlier_held_out_queries_is_refused() -> None:
+    held_before = _metrics({f"q{i}": 0.5 for i in range(20)})
+    held_after = _metrics({f"q{i}": 0.9 for i in range(20)})
+    standing_before = _metrics({f"s{i}": 0.8 for i in range(20)})
+    standing_worse = _metrics({f"s{i}": 0.8 - 0.3 * (i % 2) for i in range(20)})
+    options = TrainingOptions()
+    refused = decide(held_before, held_after, options, (standing_before, standing_worse))
+    assert not refused.promote and "forget" in refused.reason
+    assert refused.standing is not None and refused.standing.losses == 10
+    kept = decide(held_before, held_after, options, (standing_before, standing_before))
+    assert kept.promote and "queries earlier versions held out" in kept.reason
+    few = _metrics({"s0": 0.8}), _metrics({"s0": 0.1})
+    assert decide(held_before, held_after, options, few).promote  # one query cannot refuse
+    assert "too few to judge forgetting" in decide(held_before, held_after, options, few).reason

@@ -197,11 +197,24 @@ def test_train_page_trains_shows_the_gate_and_serves_the_new_version(
     # Pairs from feedback: a few 👍, as the search page stores them.
     searcher = Searcher(Settings.load(own_home))
     for query in ("varroa mite treatment", "espresso grind size", "sourdough starter feeding",
-                  "treating a burn", "choosing a telescope"):  # fmt: skip
+                  "treating a burn", "choosing a telescope", "preventing a swarm",
+                  "pour over coffee bloom", "bread dough too sticky", "cold brew ratio",
+                  "first aid for a sprained ankle", "dark sky for stargazing",
+                  "harvesting honey"):  # fmt: skip
         record_feedback(searcher.db, query, searcher.search(query, k=1)[0].doc_id, True)
     app = _app(own_home, monkeypatch, page="🎓 Train")
-    assert any("**5** 👍" in m.value for m in app.markdown)
+    assert any("**12** 👍" in m.value for m in app.markdown)
     next(n for n in app.number_input if n.label == "Epochs").set_value(1)
+    # A dozen 👍 are too few for the gate to tell: it says so, and the served version stays.
+    next(b for b in app.button if b.label == "Train").click()
+    app.run()
+    assert not app.exception, app.exception
+    _after_jobs(app, own_home)
+    warning = next(w.value for w in app.warning if "not promoted" in w.value)
+    assert "too few held-out queries to decide" in warning and "judged queries" in warning
+    statuses = {row["status"] for row in app.dataframe[0].value.to_dict("records")}
+    assert statuses == {"active", "candidate"}
+    # The user may serve it anyway.
     next(c for c in app.checkbox if "even if it is not better" in c.label).check()
     next(b for b in app.button if b.label == "Train").click()
     app.run()
@@ -209,8 +222,9 @@ def test_train_page_trains_shows_the_gate_and_serves_the_new_version(
     _after_jobs(app, own_home)
     assert any("promoted" in s.value for s in app.success), [w.value for w in app.warning]
     assert app.table  # before / after metrics
-    statuses = {row["status"] for row in app.dataframe[0].value.to_dict("records")}
-    assert statuses == {"active", "retired"}
+    # The same pairs trained the same weights: the kept candidate is the version now served.
+    statuses = [row["status"] for row in app.dataframe[0].value.to_dict("records")]
+    assert sorted(statuses) == ["active", "retired"]
 
 
 def test_index_page_switch_watches_a_folder_until_switched_off(

@@ -120,6 +120,21 @@ def _train_result(result: dict) -> None:
             f"mean nDCG@10 change {gate['gain']:+.4f}, {gate['confidence']:.0%} interval "
             f"{low:+.4f} to {high:+.4f}."
         )
+    standing = result.get("standing")
+    if standing:
+        low, high = standing["interval"]
+        st.markdown(
+            f"On **{standing['queries']} queries earlier versions held out**: "
+            f"{standing['wins']} better, {standing['losses']} worse, {standing['ties']} the same; "
+            f"mean change {standing['gain']:+.4f}, interval {low:+.4f} to {high:+.4f} (a "
+            "candidate worse there with confidence is refused: it would forget)."
+        )
+    replayed = result.get("replayed")
+    if replayed and replayed["queries"]:
+        st.caption(
+            f"{replayed['queries']} earlier training queries ({replayed['pairs']} pairs) were "
+            "mixed in so that the new version keeps what they taught."
+        )
     st.caption(f"{result['pairs_used']} training rows, {result['pairs_skipped']} rows skipped")
 
 

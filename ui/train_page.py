@@ -62,11 +62,15 @@ def render() -> None:
         epochs = right.number_input(
             "Epochs", min_value=1, max_value=10, value=TrainingOptions.epochs
         )
+        replay = st.slider(
+            "Replay: earlier training queries mixed in, per new query",
+            min_value=0.0, max_value=3.0, value=TrainingOptions.replay, step=0.5,
+        )  # fmt: skip
         force = st.checkbox("Serve the new version even if it is not better")
         start = st.form_submit_button("Train")
     if start:
         arguments = ["train", *([pairs] if pairs else []), "--feedback", "--loss", loss,
-                     "--epochs", str(int(epochs))]  # fmt: skip
+                     "--epochs", str(int(epochs)), "--replay", str(replay)]  # fmt: skip
         if pooling != KEEP:
             arguments += ["--pooling", pooling]
         if int(layer):

@@ -5,11 +5,14 @@ The candidate is served when it is better with confidence: a paired bootstrap ov
 queries' nDCG@10 changes gives an interval for the mean change, and the whole interval must lie
 above ``min_gain`` (0 by default). With fewer than ``min_queries`` held-out queries nothing is
 decided and the served version stays; the report says so, and ``--force`` serves it anyway.
+It is refused, whatever its own held-out queries say, when it is worse with the same confidence on
+the standing evaluation set: the queries earlier versions held out (``history.standing_set``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +20,7 @@ import numpy as np
 from indexer.training.options import TrainingOptions
 from indexer.training.pairs import Judgement
 from searchapp.evaluation import Metrics, evaluate_beir, score_rankings
-from searchapp.search import Searcher
+from searchapp.search import DENSE_WEIGHT, Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 
@@ -79,32 +82,75 @@ class GateDecision:
     promote: bool
     reason: str
     comparison: Comparison
+    standing: Comparison | None = None  # on the queries earlier versions held out
 
 
-def decide(before: Metrics, after: Metrics, options: TrainingOptions) -> GateDecision:
+def decide(
+    before: Metrics,
+    after: Metrics,
+    options: TrainingOptions,
+    standing: tuple[Metrics, Metrics] | None = None,
+) -> GateDecision:
     """Promote when the candidate is better with confidence: the whole interval of its mean
-    per-query gain lies above ``min_gain`` (0: any gain). Too few queries to tell decides
-    nothing and keeps the served version; ``force`` promotes regardless."""
+    per-query gain lies above ``min_gain`` (0: any gain), and it is not worse with confidence on
+    the standing set (``standing``: the served model's and the candidate's scores there). Too few
+    held-out queries to tell decides nothing and keeps the served version; ``force`` promotes
+    regardless."""
     comparison = compare(before.per_query, after.per_query, options.confidence, options.seed)
-    said = comparison.describe()
+    kept = None
+    if standing is not None:
+        served, candidate = standing
+        kept = compare(served.per_query, candidate.per_query, options.confidence, options.seed)
+    said = comparison.describe() + _standing_said(kept, options)
+
+    def decision(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(promote, reason, comparison, kept)
+
     if options.force:
-        return GateDecision(True, f"forced: {said}", comparison)
+        return decision(True, f"forced: {said}")
     if comparison.queries < options.min_queries:
-        return GateDecision(
+        return decision(
             False,
             f"too few held-out queries to decide ({comparison.queries}, at least "
-            f"{options.min_queries} needed): the served version stays and the candidate is kept "
-            f"but not served; add pairs, or pass --force. {said[0].upper()}{said[1:]}",
-            comparison,
+            f"{options.min_queries} needed{_enough(options)}): the served version stays and the "
+            f"candidate is kept but not served; add pairs, or pass --force. "
+            f"{said[0].upper()}{said[1:]}",
+        )
+    if kept is not None and kept.queries >= options.min_queries and kept.high < 0:
+        return decision(
+            False,
+            f"worse with {options.confidence:.0%} confidence on the queries earlier versions held "
+            f"out, so it would forget what they learned: {said}; the candidate is kept but not "
+            "served",
         )
     if comparison.low > options.min_gain:
-        return GateDecision(True, f"better: {said}", comparison)
-    return GateDecision(
+        return decision(True, f"better: {said}")
+    return decision(
         False,
         f"not better with {options.confidence:.0%} confidence: {said}; the candidate is kept "
         "but not served",
-        comparison,
     )
+
+
+def _enough(options: TrainingOptions) -> str:
+    """How many judged queries would give the gate enough held-out ones."""
+    if options.eval_beir is not None or options.held_out <= 0:
+        return ""
+    return (
+        f", which takes about {math.ceil(options.min_queries / options.held_out)} judged queries "
+        f"with {options.held_out:.0%} held out"
+    )
+
+
+def _standing_said(kept: Comparison | None, options: TrainingOptions) -> str:
+    if kept is None or not kept.queries:
+        return ""
+    if kept.queries < options.min_queries:
+        return (
+            f"; {kept.queries} queries earlier versions held out, too few to judge forgetting "
+            f"(nDCG@10 {kept.gain:+.4f})"
+        )
+    return f"; on the queries earlier versions held out: {kept.describe()}"
 
 
 def evaluate_generation(
@@ -115,14 +161,54 @@ def evaluate_generation(
     options: TrainingOptions,
 ) -> Metrics:
     """Dense nDCG@10 etc. of one generation on the held-out queries (or the named BEIR split)."""
-    searcher = Searcher(settings, db, generation_id=generation_id)
     if options.eval_beir is not None:
+        searcher = Searcher(settings, db, generation_id=generation_id)
         return evaluate_beir(searcher, options.eval_beir, options.eval_split, ["dense"])["dense"]
+    return score_judgements(settings, db, generation_id, held_out)
+
+
+def _qrels(judgements: Iterable[Judgement]) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    for j in held_out:
+    for j in judgements:
         if j.doc_id is not None and j.score >= 0.5:
             qrels.setdefault(j.query, {})[str(j.doc_id)] = 1
+    return qrels
+
+
+def _score(
+    searcher: Searcher, qrels: dict[str, dict[str, int]], mode: str, weight: float | None = None
+) -> Metrics:
     queries = sorted(qrels)
-    answers = searcher.search_many(queries, k=100, mode="dense")
+    answers = searcher.search_many(queries, k=100, mode=mode, dense_weight=weight)
     rankings = {q: [str(r.doc_id) for r in a] for q, a in zip(queries, answers, strict=True)}
     return score_rankings(rankings, qrels)
+
+
+def score_judgements(
+    settings: Settings, db: Database, generation_id: int, judgements: list[Judgement]
+) -> Metrics:
+    """Dense nDCG@10 etc. of one generation on the queries of ``judgements`` (their relevant
+    indexed documents are the answers)."""
+    searcher = Searcher(settings, db, generation_id=generation_id)
+    return _score(searcher, _qrels(judgements), "dense")
+
+
+# The hybrid blend weights a version's fit tries: the dense ranking's share.
+BLEND_WEIGHTS = tuple(round(0.3 + 0.05 * step, 2) for step in range(11))  # 0.3 .. 0.8
+# A fitted weight must beat the default by more than this to replace it (ties are noise).
+BLEND_MARGIN = 0.001
+
+
+def fit_blend(
+    settings: Settings, db: Database, generation_id: int, judgements: list[Judgement]
+) -> tuple[float, dict[float, float]]:
+    """The hybrid blend weight with the best nDCG@10 on the queries of ``judgements``, which
+    the version was not trained on; the default unless another beats it by ``BLEND_MARGIN``.
+    Returns the weight and the hybrid nDCG@10 of every weight tried."""
+    searcher = Searcher(settings, db, generation_id=generation_id)
+    qrels = _qrels(judgements)
+    curve = {w: _score(searcher, qrels, "hybrid", w).ndcg_at_10 for w in BLEND_WEIGHTS}
+    best = max(curve, key=lambda w: (curve[w], -abs(w - DENSE_WEIGHT)))
+    if curve[best] <= curve.get(DENSE_WEIGHT, 0.0) + BLEND_MARGIN:
+        best = DENSE_WEIGHT
+    return best, curve

@@ -44,6 +44,13 @@ class TrainingOptions:
     held_out: float = field(
         default=0.1, metadata={"help": "fraction of queries held out for the gate"}
     )
+    replay: float = field(
+        default=1.0,
+        metadata={
+            "help": "earlier training queries of the served version's line mixed in, as a "
+            "multiple of the new ones (0: none)"
+        },
+    )
     min_gain: float = field(
         default=0.0,
         metadata={"help": "nDCG@10 gain the whole confidence interval must clear to be served"},
@@ -69,6 +76,8 @@ class TrainingOptions:
             )
         if not 0.0 <= self.held_out < 0.9:
             raise InvalidOptionError(f"held_out must be between 0 and 0.9, got {self.held_out}.")
+        if self.replay < 0:
+            raise InvalidOptionError(f"replay must be 0 or more, got {self.replay}.")
         if not 0.5 <= self.confidence < 1.0:
             raise InvalidOptionError(
                 f"confidence must be at least 0.5 and below 1, got {self.confidence}."

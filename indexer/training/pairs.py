@@ -75,6 +75,9 @@ class DocumentResolver:
             return int(reference)
         return None
 
+    def indexed(self, doc_id: int) -> bool:
+        return doc_id in self._ids
+
     def text(self, doc_id: int) -> str:
         return "\n".join(self.texts.get(doc_id, []))
 

@@ -2,9 +2,11 @@
 
 The served model never changes during training. The candidate's vectors are built into a new index
 generation while searches go on against the old one; the candidate and the current model are both
-scored (nDCG@10) on held-out queries (or a named BEIR split), and the new generation is switched
-in only when the gate says so. Otherwise the candidate is kept as a listed, inactive version and
-its generation is dropped.
+scored (nDCG@10) on held-out queries (or a named BEIR split) and on the standing set of queries
+earlier versions held out, and the new generation is switched in only when the gate says so. The
+training mixes in earlier pairs of the served version's line (replay); the pairs a version was
+trained and gated on are kept with it (``history``). Otherwise the candidate is kept as a listed,
+inactive version and its generation is dropped.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from indexer.generations import (
     start_generation,
 )
 from indexer.training.fine_tune import fine_tune
-from indexer.training.gate import decide, evaluate_generation
+from indexer.training.gate import decide, evaluate_generation, fit_blend, score_judgements
+from indexer.training.history import record_pairs, replay_pairs, standing_set
 from indexer.training.losses import training_rows
 from indexer.training.mining import mine
 from indexer.training.options import PairSources, TrainingOptions
@@ -69,6 +72,9 @@ class TrainingReport:
     reason: str
     gate: dict[str, object] = field(default_factory=dict)  # Comparison.to_json()
     held_out: dict[str, int] = field(default_factory=dict)  # queries and documents held out
+    standing: dict[str, object] = field(default_factory=dict)  # on earlier held-out queries
+    replayed: dict[str, int] = field(default_factory=dict)  # earlier queries and pairs mixed in
+    dense_weight: float | None = None  # hybrid's blend weight fitted for the candidate
     seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     losses: list[tuple[int, float]] = field(default_factory=list)
@@ -87,13 +93,15 @@ class TrainingReport:
             "reason": self.reason,
             "gate": self.gate,
             "held_out": self.held_out,
+            "standing": self.standing,
+            "replayed": self.replayed,
+            "dense_weight": self.dense_weight,
             "seconds": round(self.seconds, 1),
         }
 
 
-def load_pairs(db: Database, sources: PairSources) -> PairSet:
+def load_pairs(db: Database, sources: PairSources, resolver: DocumentResolver) -> PairSet:
     """Step 1: every judgement the sources hold, and the rows that could not be used."""
-    resolver = DocumentResolver(db)
     pairs = PairSet()
     for path in sources.files:
         pairs.extend(read_pairs_file(Path(path), resolver))
@@ -123,12 +131,12 @@ def split_pairs(
     return train, held_out
 
 
-def held_out_split(held_out: list[Judgement]) -> dict[str, list]:
-    """The gate's queries and their relevant documents, kept with the version it judged."""
-    relevant = [j for j in held_out if j.score >= 0.5 and j.doc_id is not None]
+def counted(judgements: list[Judgement]) -> dict[str, int]:
+    """How many queries, and relevant indexed documents, ``judgements`` hold."""
+    relevant = [j for j in judgements if j.score >= 0.5 and j.doc_id is not None]
     return {
-        "queries": sorted({j.query for j in relevant}),
-        "documents": sorted({j.doc_id for j in relevant}),
+        "queries": len({j.query for j in relevant}),
+        "documents": len({j.doc_id for j in relevant}),
     }
 
 
@@ -202,8 +210,14 @@ def retrain(
         with db.read() as session:
             served_generation, served = require_active_generation(session)
 
-        pairs = load_pairs(db, sources)
-        train, held_out = split_pairs(pairs, options)
+        resolver = DocumentResolver(db)
+        pairs = load_pairs(db, sources, resolver)
+        new, held_out = split_pairs(pairs, options)
+        replayed = replay_pairs(
+            db, resolver, served.id, new, held_out, options.replay, options.seed
+        )
+        train = [*new, *replayed]
+        standing = standing_set(db, resolver, train, held_out)
 
         searcher = Searcher(settings, db, generation_id=served_generation.id)
         mined = mine(
@@ -229,15 +243,28 @@ def retrain(
 
         before = evaluate_generation(settings, db, served_generation.id, held_out, options)
         after = evaluate_generation(settings, db, generation.id, held_out, options)
-        decision = decide(before, after, options)
-        split = held_out_split(held_out)
+        standing_scores = None
+        if standing:
+            standing_scores = (
+                score_judgements(settings, db, served_generation.id, standing),
+                score_judgements(settings, db, generation.id, standing),
+            )
+        decision = decide(before, after, options, standing_scores)
+        kept = decision.standing.to_json() if decision.standing else {}
+        unseen = [*held_out, *standing]  # queries the candidate was not trained on
+        weight, curve = None, {}
+        if counted(unseen)["queries"] >= options.min_queries:
+            weight, curve = fit_blend(settings, db, generation.id, unseen)
         with db.write() as session:
             row = session.get(ModelVersion, version.id)
             assert row is not None
             row.metrics_json = json.dumps({
                 "before": before.to_json(), "after": after.to_json(),
-                "gate": decision.comparison.to_json(), "held_out": split,
+                "gate": decision.comparison.to_json(), "held_out": counted(held_out),
+                "standing": kept, "blend": {str(w): round(v, 6) for w, v in curve.items()},
             })  # fmt: skip
+            row.dense_weight = weight
+            record_pairs(session, version.id, new, held_out)
         if decision.promote:
             activate(db, generation.id)
         else:
@@ -254,7 +281,10 @@ def retrain(
         promoted=decision.promote,
         reason=decision.reason,
         gate=decision.comparison.to_json(),
-        held_out={"queries": len(split["queries"]), "documents": len(split["documents"])},
+        held_out=counted(held_out),
+        standing=kept,
+        dense_weight=weight,
+        replayed={"queries": len({j.query for j in replayed}), "pairs": len(replayed)},
         seconds=time.perf_counter() - started,
         skipped=pairs.skipped,
         losses=history,

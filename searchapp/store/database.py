@@ -125,6 +125,7 @@ _ADDED_COLUMNS = (
     ("index_generations", "backend", "VARCHAR(16) NOT NULL DEFAULT 'torch'"),
     ("index_generations", "index_kind", "VARCHAR(8) NOT NULL DEFAULT 'flat'"),
     ("index_generations", "index_params", "TEXT NOT NULL DEFAULT '{}'"),
+    ("model_versions", "dense_weight", "FLOAT"),
 )
 
 

@@ -96,7 +96,34 @@ class ModelVersion(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), default=None)
     status: Mapped[str] = mapped_column(String(16), default="candidate")
     metrics_json: Mapped[str | None] = mapped_column(Text, default=None)
+    # Hybrid's blend weight of the dense ranking for this version, fitted on the queries its
+    # training held out; None: the default (searchapp.search.DENSE_WEIGHT).
+    dense_weight: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingPair(Base):
+    """A judgement a model version was trained on (``role`` "train") or gated on ("held_out").
+
+    Kept with the version: its held-out judgements join the standing evaluation set every later
+    candidate is also scored on, and its training judgements are replayed when its descendants
+    train (``indexer.training.history``). ``document_id`` is an indexed document (not a foreign
+    key: a judgement outlives its document, and is skipped while the document is gone); ``text``
+    is set instead for a plain-text passage.
+    """
+
+    __tablename__ = "training_pairs"
+    __table_args__ = (Index("ix_training_pairs_version_role", "model_version_id", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    role: Mapped[str] = mapped_column(String(8))  # "train" or "held_out"
+    query: Mapped[str] = mapped_column(Text)
+    document_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    text: Mapped[str | None] = mapped_column(Text, default=None)
+    score: Mapped[float] = mapped_column(Float)
 
 
 class IndexGeneration(Base):
