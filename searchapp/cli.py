@@ -27,7 +27,7 @@ from searchapp.errors import (
     SearchappError,
 )
 from searchapp.progress import NO_PROGRESS, Progress, TerminalProgress
-from searchapp.settings import Settings
+from searchapp.settings import DATABASE_ENV, HOME_ENV, Settings
 
 
 def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
@@ -114,8 +114,9 @@ def _watch(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_results(query: str, mode: str, results, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     if as_json:
-        payload = {"query": query, "mode": mode, "results": [r.to_json() for r in results]}
-        print(json.dumps(payload, ensure_ascii=False), flush=True)
+        from searchapp.search import answer_json
+
+        print(json.dumps(answer_json(query, mode, results), ensure_ascii=False), flush=True)
         return
     bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
     if not results:
@@ -336,6 +337,35 @@ def cmd_ui(args: argparse.Namespace) -> int:
     os.execve(sys.executable, command, env)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from searchapp.api import TOKEN_ENV, is_loopback
+
+    settings = _settings(args)
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not is_loopback(args.host) and not token:
+        raise InvalidOptionError(
+            f"Serving on {args.host} reaches beyond this machine, so every request must bear a "
+            f"token: set {TOKEN_ENV} (or pass --token) to a secret, for instance the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe())'`."
+        )
+    os.environ[HOME_ENV] = str(settings.home)  # the worker processes' settings
+    os.environ[DATABASE_ENV] = settings.database_url
+    if token:
+        os.environ[TOKEN_ENV] = token
+    print(
+        f"searchapp API on http://{args.host}:{args.port} (home {settings.home}; "
+        f"OpenAPI at /docs{', bearer token required' if token else ''})",
+        flush=True,
+    )
+    uvicorn.run(
+        "searchapp.api:from_environment", factory=True, host=args.host, port=args.port,
+        workers=args.workers, log_level="warning",
+    )  # fmt: skip
+    return 0
+
+
 def _field_names(cls: type) -> list[str]:
     """The fields of a settings or options dataclass that the command line exposes."""
     return [f.name for f in dataclasses.fields(cls) if "help" in f.metadata]
@@ -497,6 +527,17 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--address", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1: this machine)")  # fmt: skip
     web.set_defaults(func=cmd_ui)
+
+    serve = commands.add_parser("serve", help="serve the HTTP JSON API (search, feedback, jobs)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine; any other "
+                       "needs a bearer token)")  # fmt: skip
+    serve.add_argument("--token", help="the bearer token requests must send (better: "
+                       "$SEARCHAPP_API_TOKEN, which other users cannot read)")  # fmt: skip
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes (each loads the model once)")  # fmt: skip
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -113,6 +113,11 @@ class SearchResult:
         }
 
 
+def answer_json(query: str, mode: str, results: Sequence[SearchResult]) -> dict[str, object]:
+    """One answer as ``searchapp search --json`` prints it and ``GET /search`` returns it."""
+    return {"query": query, "mode": mode, "results": [r.to_json() for r in results]}
+
+
 def best_chunk_per_document(
     session: Session, ranked_chunks: Sequence[tuple[int, float]]
 ) -> list[tuple[int, int, float]]:

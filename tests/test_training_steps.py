@@ -64,6 +64,22 @@ def test_triplet_losses_get_one_row_per_positive_with_a_negative() -> None:
         }
 
 
+def test_several_negatives_become_columns_for_mnrl_and_rows_for_triplet() -> None:
+    mined = [
+        MinedQuery("bees", [("bees make honey", 1.0)], [("coffee", 0.0), ("telescopes", 0.0)]),
+        MinedQuery("bread", [("knead the dough", 1.0)], [("espresso", 0.0)]),
+    ]
+    assert training_rows("mnrl", mined) == {
+        "anchor": ["bees", "bread"],
+        "positive": ["bees make honey", "knead the dough"],
+        "negative": ["coffee", "espresso"],
+        "negative_2": ["telescopes", "espresso"],  # a query with one negative repeats it
+    }
+    triplets = training_rows("triplet", mined)
+    assert triplets["negative"] == ["coffee", "telescopes", "espresso"]
+    assert triplets["anchor"] == ["bees", "bees", "bread"]
+
+
 def test_pair_losses_get_labels_or_scores() -> None:
     contrastive = training_rows("contrastive", MINED)
     assert list(contrastive) == ["sentence1", "sentence2", "label"]

@@ -1,12 +1,14 @@
 """The training losses a user can choose, each fed the data it works best with.
 
-- ``mnrl``: (query, positive, hard negative) rows; every other row's passages in the batch are
-  extra negatives. MultipleNegativesRankingLoss with a no-duplicates batch sampler. The default:
-  in-batch negatives come for free and it is the strongest of the four for retrieval.
+- ``mnrl``: (query, positive, hard negatives…) rows, one column per mined negative; every other
+  row's passages in the batch are extra negatives. MultipleNegativesRankingLoss with a
+  no-duplicates batch sampler. The default: in-batch negatives come for free and it is the
+  strongest of the four for retrieval.
 - ``contrastive``: (query, passage, 1) for positives and (query, hard negative, 0). ContrastiveLoss
   with cosine distance and margin 0.5.
-- ``triplet``: (query, positive, hard negative). TripletLoss with cosine distance and margin 0.3:
-  the default Euclidean margin of 5 can never be met by unit vectors (their distance is at most 2).
+- ``triplet``: (query, positive, hard negative), a row for each negative. TripletLoss with cosine
+  distance and margin 0.3: the default Euclidean margin of 5 can never be met by unit vectors
+  (their distance is at most 2).
 - ``cosine``: (query, passage, score), the given score (1 by default) and 0 for mined negatives.
   CosineSimilarityLoss.
 """
@@ -25,15 +27,16 @@ CONTRASTIVE_MARGIN = 0.5
 def training_rows(loss: str, mined: Sequence[MinedQuery]) -> dict[str, list]:
     """The dataset columns for ``loss``; only input columns and ``label``/``score``."""
     LOSS.check(loss)
-    if loss in ("mnrl", "triplet"):
+    if loss == "mnrl":
+        return _ranking_rows(mined)
+    if loss == "triplet":  # one row per (positive, negative): the loss takes one negative
         rows: dict[str, list] = {"anchor": [], "positive": [], "negative": []}
         for item in mined:
-            if not item.negatives:
-                continue
-            for i, (positive, _) in enumerate(item.positives):
-                rows["anchor"].append(item.query)
-                rows["positive"].append(positive)
-                rows["negative"].append(item.negatives[i % len(item.negatives)][0])
+            for positive, _ in item.positives:
+                for negative, _ in item.negatives:
+                    rows["anchor"].append(item.query)
+                    rows["positive"].append(positive)
+                    rows["negative"].append(negative)
         return rows
     column = "label" if loss == "contrastive" else "score"
     rows = {"sentence1": [], "sentence2": [], column: []}
@@ -45,6 +48,22 @@ def training_rows(loss: str, mined: Sequence[MinedQuery]) -> dict[str, list]:
                 rows[column].append(1 if score >= 0.5 else 0)
             else:
                 rows[column].append(float(score))
+    return rows
+
+
+def _ranking_rows(mined: Sequence[MinedQuery]) -> dict[str, list]:
+    """(anchor, positive, negative[, negative_2, …]): as many negative columns as a query has
+    negatives at most; a query with fewer repeats its own (one without any is left out)."""
+    usable = [item for item in mined if item.negatives]
+    width = max((len(item.negatives) for item in usable), default=1)
+    names = ["negative", *(f"negative_{n}" for n in range(2, width + 1))]
+    rows: dict[str, list] = {"anchor": [], "positive": [], **{name: [] for name in names}}
+    for item in usable:
+        for i, (positive, _) in enumerate(item.positives):
+            rows["anchor"].append(item.query)
+            rows["positive"].append(positive)
+            for n, name in enumerate(names):  # each positive starts at another negative
+                rows[name].append(item.negatives[(i + n) % len(item.negatives)][0])
     return rows
 
 

@@ -1,8 +1,11 @@
 """Hard-negative mining from the current index, and the passage of each positive worth training on.
 
-For each query the served generation ranks the documents; documents at ranks ``first``..``last``
-that are not judged relevant become negatives, except near-duplicates of a positive (they are
-likely unjudged positives). The top ranks are skipped for the same reason.
+For each query the served generation ranks the documents (``mode``: dense, or hybrid, the
+ranking users see), and documents at ranks ``first``..``last`` that are not
+judged relevant become negatives, up to ``per_query`` of them. Likely unjudged positives are left
+out: near-duplicates of a positive, and any passage the model already finds almost as close to
+the query as the best positive (``false_negative`` of its similarity, as in NV-Retriever's
+"TopK-PercPos"). The top ranks are skipped for the same reason.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ def mine(
     judgements: Sequence[Judgement],
     *,
     per_query: int = 1,
+    mode: str = "dense",
     first: int = 4,
     last: int = 30,
     near_duplicate: float = 0.95,
+    false_negative: float = 0.95,
     progress: Progress = NO_PROGRESS,
 ) -> list[MinedQuery]:
     """Positives (their best-matching chunk) and negatives (given, then mined) per query."""
@@ -55,12 +60,13 @@ def mine(
     for start in progress.track(batches, "mine negatives", total=len(batches), unit="batch"):
         batch = queries[start : start + QUERY_BATCH]
         vectors = encoder.encode(batch)  # the same model, so these are the search's query vectors
-        rankings = searcher.search_many(batch, k=last, mode="dense")
+        rankings = searcher.search_many(batch, k=last, mode=mode)
         for query, vector, ranking in zip(batch, vectors, rankings, strict=True):
             relevant = {j.doc_id for j in positives[query] if j.doc_id is not None}
             passages = [_best_passage(searcher, encoder, vector, j) for j in positives[query]]
             positive_texts = [text for text, _ in passages]
             positive_vectors = np.stack([v for _, v in passages])
+            ceiling = false_negative * float(np.max(positive_vectors @ vector))
             negatives = list(given_negatives[query])
             for result in ranking[first - 1 :]:
                 if len(negatives) >= per_query + len(given_negatives[query]):
@@ -68,7 +74,10 @@ def mine(
                 if result.doc_id in relevant:
                     continue
                 candidate = searcher.chunk_vector(result.chunk_id)
-                if candidate is not None and np.max(positive_vectors @ candidate) >= near_duplicate:
+                if candidate is not None and (
+                    np.max(positive_vectors @ candidate) >= near_duplicate
+                    or float(candidate @ vector) >= ceiling
+                ):
                     continue
                 negatives.append((result.chunk_text, 0.0))
             scores = [j.score for j in positives[query]]

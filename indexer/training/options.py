@@ -27,6 +27,9 @@ class PairSources:
         return not self.files and self.beir is None
 
 
+MINE_FROM = ("dense", "hybrid")
+
+
 @dataclass(frozen=True)
 class TrainingOptions:
     """How to train; ``pooling`` and ``layer`` of None keep those of the served model."""
@@ -40,7 +43,17 @@ class TrainingOptions:
     )
     learning_rate: float = field(default=3e-5, metadata={"help": "AdamW's learning rate"})
     warmup_ratio: float = 0.1
-    negatives_per_query: int = 1
+    negatives_per_query: int = field(
+        default=1,
+        metadata={"flag": "--negatives", "help": "hard negatives mined per query", "metavar": "N"},
+    )
+    mine_from: str = field(
+        default="hybrid",
+        metadata={
+            "help": "the ranking hard negatives are mined from",
+            "choices": ("hybrid", "dense"),
+        },
+    )
     held_out: float = field(
         default=0.1, metadata={"help": "fraction of queries held out for the gate"}
     )
@@ -76,6 +89,14 @@ class TrainingOptions:
             )
         if not 0.0 <= self.held_out < 0.9:
             raise InvalidOptionError(f"held_out must be between 0 and 0.9, got {self.held_out}.")
+        if self.negatives_per_query < 1:
+            raise InvalidOptionError(
+                f"negatives must be 1 or more, got {self.negatives_per_query}."
+            )
+        if self.mine_from not in MINE_FROM:
+            raise InvalidOptionError(
+                f"Unknown ranking to mine from {self.mine_from!r}: choose dense or hybrid."
+            )
         if self.replay < 0:
             raise InvalidOptionError(f"replay must be 0 or more, got {self.replay}.")
         if not 0.5 <= self.confidence < 1.0:

@@ -224,6 +224,7 @@ def retrain(
             searcher,
             train,
             per_query=options.negatives_per_query,
+            mode=options.mine_from,
             progress=progress,
         )
         rows = training_rows(options.loss, mined)

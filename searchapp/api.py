@@ -1,0 +1,175 @@
+"""The HTTP API, ``searchapp serve``: search, feedback, jobs and health as JSON over HTTP.
+
+Stateless over the store: every process holds only a ``Searcher`` (the model and a cache of the
+served generation's vectors, which follows promotions by itself), so that any number of them,
+behind any load balancer, serve one corpus. ``GET /search`` answers with exactly the JSON of
+``searchapp search --json``; the OpenAPI description is at ``/openapi.json`` (and ``/docs``).
+
+Bound to 127.0.0.1 unless told otherwise. Beyond loopback a bearer token is required (the server
+refuses to start without one), and a request without it gets 401 before anything is read. Bad
+parameters get 422 with the reason; an error a user can act on (``SearchappError``) gets a 4xx or
+503 with its message, never a 500.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, which
+# name objects local to ``create_app``.
+import ipaddress
+import os
+import secrets
+import threading
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from searchapp.choices import DEFAULT_RESULTS, FUSION, SEARCH_MODE
+from searchapp.errors import (
+    InvalidOptionError,
+    NoIndexError,
+    SearchappError,
+    StorageFullError,
+    UnknownVersionError,
+    WriterBusyError,
+)
+from searchapp.settings import Settings
+from searchapp.store.database import Database
+
+TOKEN_ENV = "SEARCHAPP_API_TOKEN"
+MAX_RESULTS = 1000
+MAX_QUERY_CHARS = 2000
+
+Mode = Literal["dense", "keyword", "hybrid"]
+Fusion = Literal["blend", "rrf"]
+assert set(Mode.__args__) == set(SEARCH_MODE.values)  # type: ignore[attr-defined]
+assert set(Fusion.__args__) == set(FUSION.values)  # type: ignore[attr-defined]
+
+
+class FeedbackIn(BaseModel):
+    """A 👍 or 👎 on one result, as the UI stores it."""
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    document_id: int = Field(ge=1, description="the result's doc_id")
+    relevant: bool
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` this machine only (127.0.0.0/8, ::1, localhost)?"""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _status(error: SearchappError) -> int:
+    if isinstance(error, NoIndexError | UnknownVersionError):
+        return 503  # nothing to serve yet: the client is not at fault
+    if isinstance(error, WriterBusyError):
+        return 503
+    if isinstance(error, StorageFullError):
+        return 507
+    if isinstance(error, InvalidOptionError):
+        return 422
+    return 409
+
+
+def create_app(settings: Settings, token: str | None = None) -> FastAPI:
+    """The API over ``settings``' store; with ``token``, every request must bear it."""
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    searcher_lock = threading.Lock()
+    searchers: list = []  # the one Searcher, made on the first search (health answers at once)
+
+    def searcher():  # type: ignore[no-untyped-def]
+        with searcher_lock:
+            if not searchers:
+                from searchapp.search import Searcher
+
+                searchers.append(Searcher(settings, db))
+            return searchers[0]
+
+    bearer = HTTPBearer(auto_error=False, description="required when served beyond loopback")
+
+    def authorised(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if token is None:
+            return
+        if credentials is None or not secrets.compare_digest(
+            credentials.credentials.encode(), token.encode()
+        ):
+            raise HTTPException(
+                401,
+                "A valid bearer token is required: send the header 'Authorization: Bearer TOKEN'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    app = FastAPI(
+        title="searchapp",
+        summary="Semantic, keyword and hybrid search over your own documents.",
+        dependencies=[Depends(authorised)],
+    )
+
+    @app.exception_handler(SearchappError)
+    async def _refused(_request: Request, error: SearchappError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=_status(error))
+
+    @app.get("/search")
+    def search(
+        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")],
+        k: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = DEFAULT_RESULTS,
+        mode: Mode = SEARCH_MODE.default,  # type: ignore[assignment]
+        fusion: Fusion = FUSION.default,  # type: ignore[assignment]
+    ) -> dict:
+        """The ``k`` best documents: exactly what ``searchapp search --json`` prints."""
+        from searchapp.search import answer_json
+
+        if not q.strip():
+            raise InvalidOptionError("The query q is blank: give some words to search for.")
+        results = searcher().search(q, k=k, mode=mode, fusion=fusion)
+        return answer_json(q, mode, results)
+
+    @app.post("/feedback")
+    def feedback(judgement: FeedbackIn) -> dict:
+        """Store (or change) a 👍 / 👎; training uses it (``searchapp train --feedback``)."""
+        from searchapp.feedback import record_feedback
+
+        record_feedback(db, judgement.query, judgement.document_id, judgement.relevant)
+        return {"stored": True, **judgement.model_dump()}
+
+    @app.get("/jobs")
+    def jobs(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
+        """Recent background jobs, newest first: what ``searchapp jobs list --json`` prints."""
+        from searchapp.jobs import list_jobs
+
+        return [view.to_json() for view in list_jobs(db, limit=limit)]
+
+    @app.get("/health")
+    def health() -> dict:
+        """Whether the store answers and what it serves (cheap: one snapshot of the store)."""
+        from searchapp.store.schema import Chunk, Document
+        from searchapp.versions import active_generation
+
+        with db.read() as session:
+            documents = session.scalar(select(func.count()).select_from(Document)) or 0
+            chunks = session.scalar(select(func.count()).select_from(Chunk)) or 0
+            generation = active_generation(session)
+        return {
+            "status": "ok" if generation is not None else "empty",
+            "documents": documents,
+            "chunks": chunks,
+            "model_version": generation.model_version_id if generation is not None else None,
+            "generation": generation.id if generation is not None else None,
+        }
+
+    return app
+
+
+def from_environment() -> FastAPI:
+    """The app of a worker process that ``searchapp serve`` started (uvicorn's factory): the
+    home and database from ``SEARCHAPP_HOME`` and ``SEARCHAPP_DATABASE_URL``, the token from
+    ``SEARCHAPP_API_TOKEN``."""
+    return create_app(Settings.load(create=False), os.environ.get(TOKEN_ENV) or None)
