@@ -198,6 +198,7 @@ class VersionRow:
     fingerprint: str
     created_at: datetime
     metrics: dict | None
+    dense_weight: float | None = None  # hybrid's blend weight fitted for it; None: the default
 
     @property
     def gate(self) -> str:
@@ -215,6 +216,7 @@ class VersionRow:
             "fingerprint": self.fingerprint,
             "created_at": self.created_at.isoformat(),
             "gate": self.metrics,
+            "dense_weight": self.dense_weight,
         }
 
 
@@ -231,6 +233,7 @@ def list_versions(db: Database) -> list[VersionRow]:
                 fingerprint=v.fingerprint,
                 created_at=v.created_at,
                 metrics=json.loads(v.metrics_json) if v.metrics_json else None,
+                dense_weight=v.dense_weight,
             )
             for v in versions
         ]

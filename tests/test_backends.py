@@ -129,6 +129,10 @@ def test_a_home_made_before_backends_existed_is_served_by_torch(tmp_path: Path) 
     Database(url)
     with sqlite3.connect(tmp_path / "old.db") as connection:
         connection.execute("ALTER TABLE index_generations DROP COLUMN backend")
+        # …and before migrations: what revision 0002 adds is not there either.
+        connection.execute("DROP TABLE alembic_version")
+        connection.execute("DROP TABLE training_pairs")
+        connection.execute("ALTER TABLE model_versions DROP COLUMN dense_weight")
         connection.execute(
             "INSERT INTO model_versions (id, name, pooling, max_seq_length, dimension, "
             "fingerprint, status, created_at) VALUES (1, 'm', 'mean', 256, 384, 'f', 'active', "

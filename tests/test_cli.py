@@ -22,10 +22,12 @@ from searchapp.settings import Settings
 
 
 def _modules(package) -> list[str]:  # type: ignore[no-untyped-def]
+    """The package's modules, less scripts that only run inside another program (``__main__``,
+    Alembic's ``env.py``)."""
     return [
         info.name
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
-        if not info.name.endswith("__main__")
+        if not info.name.endswith(("__main__", ".migrations.env"))
     ]
 
 

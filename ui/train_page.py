@@ -8,6 +8,7 @@ import streamlit as st
 from indexer.training.options import TrainingOptions
 from searchapp.choices import LOSS, POOLING
 from searchapp.feedback import feedback_counts
+from searchapp.search import DENSE_WEIGHT
 from searchapp.versions import list_versions
 from ui import jobs_panel
 from ui.resources import database, settings
@@ -34,6 +35,7 @@ def _versions() -> None:
         [
             {"id": v.id, "status": v.status, "name": v.name, "pooling": v.pooling,
              "layer": v.layer or "final", "gate nDCG@10": v.gate,
+             "hybrid dense weight": v.dense_weight or DENSE_WEIGHT,
              "fingerprint": v.fingerprint[:12]}
             for v in versions
         ],

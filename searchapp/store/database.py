@@ -14,25 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from searchapp.errors import StorageFullError, WriterBusyError
-from searchapp.store.schema import Base, StoreState
-
-_FTS_DDL = (
-    # A regular (not external-content) FTS5 table keyed by chunk id: deletes need no old values,
-    # so cascaded deletes of documents keep it exact. Triggers keep it in the writer's transaction.
-    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
-    "title, text, tokenize = 'porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN "
-    "INSERT INTO chunks_fts(rowid, title, text) VALUES (new.id, "
-    "(SELECT title FROM documents WHERE id = new.document_id), new.text); END",
-    "CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN "
-    "DELETE FROM chunks_fts WHERE rowid = old.id; END",
-)
-
+from searchapp.store.migrations import migrate
+from searchapp.store.schema import StoreState
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -60,11 +48,7 @@ class Database:
         with self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
-                Base.metadata.create_all(conn)
-                _add_missing_columns(conn)
-                if self.is_sqlite:
-                    for statement in _FTS_DDL:
-                        conn.execute(text(statement))
+                migrate(conn)  # created, or upgraded in place, by the Alembic migrations
                 if conn.execute(select(StoreState.id)).first() is None:
                     conn.execute(StoreState.__table__.insert().values(id=1, revision=0))
 
@@ -118,24 +102,6 @@ class Database:
 
     def revision(self, session: Session) -> int:
         return session.execute(select(StoreState.revision)).scalar_one()
-
-
-# Columns added after homes were first made: (table, column, DDL type and default).
-_ADDED_COLUMNS = (
-    ("index_generations", "backend", "VARCHAR(16) NOT NULL DEFAULT 'torch'"),
-    ("index_generations", "index_kind", "VARCHAR(8) NOT NULL DEFAULT 'flat'"),
-    ("index_generations", "index_params", "TEXT NOT NULL DEFAULT '{}'"),
-    ("model_versions", "dense_weight", "FLOAT"),
-)
-
-
-def _add_missing_columns(conn: Connection) -> None:
-    """Bring a home made by an earlier version up to the current tables (no data changes)."""
-    present = {table: {c["name"] for c in inspect(conn).get_columns(table)}
-               for table in {table for table, _, _ in _ADDED_COLUMNS}}  # fmt: skip
-    for table, column, ddl in _ADDED_COLUMNS:
-        if column not in present[table]:
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
 
 
 def _configure_sqlite(engine: Engine) -> None:
