@@ -76,7 +76,7 @@ def profile(searcher: Searcher, texts: list[str], mode: str, k: int) -> dict[str
     patches = [
         (encoder, "encode", "encode"),
         (index, "search", "vector search"),
-        (search_module, "keyword_search", "FTS5"),
+        (searcher.keywords, "search", "FTS5"),
         (search_module, "best_chunk_per_document", "chunks to documents"),
         (searcher, "_results", "results and snippets"),
     ]

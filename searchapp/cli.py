@@ -424,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="data directory (database, index, models); default: $SEARCHAPP_HOME, "
         "else a per-user data directory",
     )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="the SQL database (SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db); "
+        f"default: ${DATABASE_ENV}, else SQLite in the home",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     index = commands.add_parser("index", help="index folders, incrementally")
@@ -544,6 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.database_url:  # as the environment variable: jobs and servers started inherit it
+        os.environ[DATABASE_ENV] = args.database_url
     try:
         if getattr(args, "background", False):
             return _start_job(args, argv)

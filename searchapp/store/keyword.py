@@ -1,13 +1,21 @@
-"""Keyword search: SQLite FTS5 with BM25, over the same chunks the vectors cover.
+"""Keyword search over the same chunks the vectors cover: one interface, one engine per database.
 
-User text never reaches FTS5 as syntax: every term is quoted and the terms are OR-ed, so quotes,
-``AND``, ``NEAR``, ``*`` or unbalanced parentheses are searched as words and can never raise.
-Stopwords are left out ("how do the bees…"): BM25 gives them almost no weight, yet each one makes
-FTS5 score nearly every chunk; without them a query is about 4x faster at 100,000 chunks
-(docs/benchmarks.md) and SciFact's nDCG@10 moves up slightly.
+- SQLite: FTS5 with BM25 (``Fts5Keywords``), over the ``chunks_fts`` table the triggers of
+  migration 0001 keep in step with ``chunks``.
+- PostgreSQL: full-text search (``PostgresKeywords``) over ``chunk_terms``, a ``tsvector`` per chunk
+  (its document's title and its text, English stemming) with a GIN index, kept in step by the
+  trigger of migration 0003; ranked by ``ts_rank``.
+
+User text never reaches either engine as syntax: each term is quoted and the terms are OR-ed, so
+quotes, ``AND``, ``NEAR``, ``*``, ``!`` or unbalanced parentheses are searched as words and can
+never raise. Stopwords are left out ("how do the bees…"): BM25 gives them almost no weight, yet
+each one makes FTS5 score nearly every chunk; without them a query is about 4x faster at 100,000
+chunks (docs/benchmarks.md) and SciFact's nDCG@10 moves up slightly.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -15,6 +23,14 @@ from sqlalchemy.orm import Session
 from searchapp.snippets import content_terms
 
 MAX_QUERY_TERMS = 64
+
+
+class KeywordIndex(Protocol):
+    """Ranks chunks for a user's query by their words."""
+
+    def search(self, session: Session, query: str, limit: int) -> list[tuple[int, float]]:
+        """Best chunks as (chunk id, score), higher scores first; none for a query of no words."""
+        ...
 
 
 def fts_query(query: str) -> str | None:
@@ -25,16 +41,50 @@ def fts_query(query: str) -> str | None:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
-def keyword_search(session: Session, query: str, limit: int) -> list[tuple[int, float]]:
-    """Best chunks by BM25 as (chunk id, score), higher scores first."""
-    expression = fts_query(query)
-    if expression is None:
-        return []
-    rows = session.execute(
-        text(
-            "SELECT rowid, -rank FROM chunks_fts "
-            "WHERE chunks_fts MATCH :expression ORDER BY rank LIMIT :limit"
-        ),
-        {"expression": expression, "limit": limit},
-    )
-    return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+def tsquery(query: str) -> str | None:
+    """The ``to_tsquery`` text for a user's query (quoted lexemes, OR-ed), or None."""
+    terms = content_terms(query)[:MAX_QUERY_TERMS]
+    if not terms:
+        return None
+    return " | ".join("'" + term.replace("'", "''").replace("\\", "\\\\") + "'" for term in terms)
+
+
+class Fts5Keywords:
+    """SQLite FTS5, BM25."""
+
+    def search(self, session: Session, query: str, limit: int) -> list[tuple[int, float]]:
+        expression = fts_query(query)
+        if expression is None:
+            return []
+        rows = session.execute(
+            text(
+                "SELECT rowid, -rank FROM chunks_fts "
+                "WHERE chunks_fts MATCH :expression ORDER BY rank LIMIT :limit"
+            ),
+            {"expression": expression, "limit": limit},
+        )
+        return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+
+
+class PostgresKeywords:
+    """PostgreSQL full-text search: ``ts_rank`` with length normalisation (1: divided by one plus
+    the logarithm of the chunk's length, as BM25 favours short matches)."""
+
+    def search(self, session: Session, query: str, limit: int) -> list[tuple[int, float]]:
+        expression = tsquery(query)
+        if expression is None:
+            return []
+        rows = session.execute(
+            text(
+                "SELECT chunk_id, ts_rank(terms, q, 1) AS score "
+                "FROM chunk_terms, to_tsquery('english', :expression) AS q "
+                "WHERE terms @@ q ORDER BY score DESC, chunk_id LIMIT :limit"
+            ),
+            {"expression": expression, "limit": limit},
+        )
+        return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+
+
+def keyword_index(dialect: str) -> KeywordIndex:
+    """The keyword engine of a database dialect (``Database.engine.dialect.name``)."""
+    return PostgresKeywords() if dialect == "postgresql" else Fts5Keywords()

@@ -1,0 +1,76 @@
+"""The store on PostgreSQL: a real server the suite starts itself (``postgres_server``).
+
+Metadata and the chunks' words live in PostgreSQL (keyword search by its full-text search); the
+vectors are still a FAISS file in the home.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+
+from indexer.folders import index_folders
+from searchapp.search import Searcher
+from searchapp.settings import Settings
+from searchapp.store.database import Database
+from searchapp.store.migrations import HEAD, current
+from searchapp.store.schema import Chunk
+from tests.conftest import DATA
+
+
+def _home(tmp_path: Path, url: str) -> Settings:
+    return dataclasses.replace(Settings.load(tmp_path / "home"), database_url=url)
+
+
+def test_index_and_search_every_mode_on_postgres(
+    tmp_path: Path, postgres_url: str, sample_queries: list[dict[str, str]]
+) -> None:
+    settings = _home(tmp_path, postgres_url)
+    summary = index_folders(settings, [DATA])
+    assert not summary.failed and summary.added == 30
+    db = Database(settings.database_url)
+    assert db.engine.dialect.name == "postgresql"
+    with db.engine.connect() as conn:
+        assert current(conn) == HEAD
+
+    searcher = Searcher(settings, db)
+    for mode in ("dense", "keyword", "hybrid"):
+        found = 0
+        for item in sample_queries:
+            results = searcher.search(item["query"], k=5, mode=mode)
+            found += any(r.path.endswith(item["expected"]) for r in results)
+        assert found >= 0.8 * len(sample_queries), (mode, found)
+
+    # User text is never query syntax, in PostgreSQL's full-text search either.
+    for hostile in ("it's (bees) & !mites", "'\\\\ :* <->", "what is it", "¿qué?"):
+        searcher.search(hostile, mode="keyword")
+
+
+def test_the_chunks_words_follow_the_chunks(tmp_path: Path, postgres_url: str) -> None:
+    folder = tmp_path / "docs"
+    shutil.copytree(DATA / "docs" / "bees", folder / "bees")
+    settings = _home(tmp_path, postgres_url)
+    index_folders(settings, [folder])
+    searcher = Searcher(settings)
+    assert "Varroa" in searcher.search("varroa", k=1, mode="keyword")[0].title
+
+    (folder / "bees" / "varroa-mites.md").unlink()
+    index_folders(settings, [folder])
+    assert all("Varroa" not in r.title for r in searcher.search("varroa", mode="keyword"))
+    db = Database(settings.database_url)
+    with db.read() as session:
+        chunks = session.scalar(select(func.count()).select_from(Chunk))
+        words = session.scalar(text("SELECT count(*) FROM chunk_terms"))
+    assert chunks == words > 0
+
+
+def test_an_unreachable_database_is_a_clear_refusal(cli, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SEARCHAPP_DATABASE_URL", "")  # restored afterwards: --database-url sets it
+    unreachable = "postgresql+psycopg://someone:secret@127.0.0.1:1/searchapp"
+    run = cli("--home", tmp_path, "--database-url", unreachable, "search", "bees")
+    assert run.code == 2
+    assert "Cannot open the database postgresql+psycopg://someone:***@127.0.0.1:1" in run.err
+    assert "secret" not in run.err and "Traceback" not in run.err
