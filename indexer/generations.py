@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from searchapp.backends import prepare_queries, resolve
 from searchapp.encoder import Encoder
@@ -21,6 +21,7 @@ from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Embedding, IndexGeneration, ModelVersion
 from searchapp.store.vector_index import (
     commit_index,
+    drop_vectors,
     open_index,
     remove_leftover_index_files,
 )
@@ -135,7 +136,7 @@ def drop_generation(db: Database, settings: Settings, generation_id: int) -> Non
             raise InvalidOptionError(
                 f"Generation {generation_id} is being served; it cannot be dropped."
             )
-        session.execute(delete(Embedding).where(Embedding.generation_id == generation_id))
+        drop_vectors(session, generation_id)
         session.delete(generation)
     remove_leftover_index_files(db, settings.index_dir)  # its file, no longer named
 

@@ -1,4 +1,5 @@
-"""Search: dense (FAISS), keyword (FTS5 BM25) and hybrid (the two rankings fused).
+"""Search: dense (FAISS, or pgvector on PostgreSQL), keyword (FTS5 BM25, or PostgreSQL's
+full-text search) and hybrid (the two rankings fused).
 
 Hybrid fuses by a blend of the two rankings' min-max normalised scores (the default), or by
 reciprocal rank fusion (``fusion="rrf"``); see ``searchapp.choices.FUSION``.
@@ -263,8 +264,10 @@ class Searcher:
 
     def chunk_vector(self, chunk_id: int) -> np.ndarray | None:
         """A chunk's vector in the generation being searched."""
-        with self._lock:
-            return self._index.vector(chunk_id) if self._index is not None else None
+        with self._lock, self.db.read() as session:
+            if self._index is None:
+                return None
+            return self._index.vector(chunk_id, session=session)
 
     def best_chunk(
         self, document_id: int, query_vector: np.ndarray
@@ -366,7 +369,9 @@ class Searcher:
             self._refresh(session)
             assert self._index is not None
             chunk_ids = session.scalars(select(Chunk.id).where(Chunk.document_id == document_id))
-            vectors = [v for c in chunk_ids if (v := self._index.vector(c)) is not None]
+            vectors = [
+                v for c in chunk_ids if (v := self._index.vector(c, session=session)) is not None
+            ]
             if not vectors:
                 return []
             query = np.mean(vectors, axis=0)
@@ -390,7 +395,7 @@ class Searcher:
             ).all()
             scored: dict[int, list[tuple[str, float]]] = {i: [] for i in document_ids}
             for document_id, chunk_id, text in chunks:
-                chunk_vector = self._index.vector(chunk_id)
+                chunk_vector = self._index.vector(chunk_id, session=session)
                 if chunk_vector is not None:
                     scored[document_id].append((text, float(chunk_vector @ vector)))
         return {
@@ -404,7 +409,9 @@ class Searcher:
         assert self._index is not None
         if not len(self._index):
             return []
-        scores, ids = self._index.search(vector[None, :], depth * _CHUNKS_PER_DOCUMENT)
+        scores, ids = self._index.search(
+            vector[None, :], depth * _CHUNKS_PER_DOCUMENT, session=session
+        )
         ranked = [(int(c), float(s)) for c, s in zip(ids[0], scores[0], strict=True) if c >= 0]
         return best_chunk_per_document(session, ranked)
 
@@ -439,7 +446,7 @@ class Searcher:
             _, chunk_text, _, path, external_id, title = row
             similarity = None
             if query_vector is not None and self._index is not None:
-                chunk_vector = self._index.vector(chunk_id)
+                chunk_vector = self._index.vector(chunk_id, session=session)
                 if chunk_vector is not None:
                     similarity = float(chunk_vector @ query_vector)
             results.append(

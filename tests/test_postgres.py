@@ -1,7 +1,7 @@
 """The store on PostgreSQL: a real server the suite starts itself (``postgres_server``).
 
-Metadata and the chunks' words live in PostgreSQL (keyword search by its full-text search); the
-vectors are still a FAISS file in the home.
+Everything lives in PostgreSQL: metadata, the vectors (searched by pgvector's HNSW) and the chunks'
+words (searched by its full-text search); the home holds no index file.
 """
 
 from __future__ import annotations
@@ -44,6 +44,19 @@ def test_index_and_search_every_mode_on_postgres(
             found += any(r.path.endswith(item["expected"]) for r in results)
         assert found >= 0.8 * len(sample_queries), (mode, found)
 
+    assert not list(settings.index_dir.glob("*.faiss"))  # the vectors are in PostgreSQL
+    with db.engine.connect() as conn:
+        plan = "\n".join(
+            conn.execute(
+                text(
+                    "EXPLAIN SELECT chunk_id FROM embeddings WHERE generation_id = 1 "
+                    "ORDER BY vector::vector(384) <=> CAST(:q AS vector) LIMIT 5"
+                ),
+                {"q": "[" + ",".join(["0.05"] * 384) + "]"},
+            ).scalars()
+        )
+    assert "ix_embeddings_hnsw_1" in plan  # searched by the generation's HNSW index
+
     # User text is never query syntax, in PostgreSQL's full-text search either.
     for hostile in ("it's (bees) & !mites", "'\\\\ :* <->", "what is it", "¿qué?"):
         searcher.search(hostile, mode="keyword")
@@ -74,3 +87,20 @@ def test_an_unreachable_database_is_a_clear_refusal(cli, tmp_path: Path, monkeyp
     assert run.code == 2
     assert "Cannot open the database postgresql+psycopg://someone:***@127.0.0.1:1" in run.err
     assert "secret" not in run.err and "Traceback" not in run.err
+
+
+def test_check_and_repair_on_postgres(cli, tmp_path: Path, postgres_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SEARCHAPP_DATABASE_URL", postgres_url)
+    folder = tmp_path / "docs"
+    shutil.copytree(DATA / "docs" / "coffee", folder / "coffee")
+    assert cli("--home", tmp_path / "home", "index", folder, "--quiet").code == 0
+    run = cli("--home", tmp_path / "home", "check")
+    assert run.code == 0, run.out
+    assert "vectors searched in PostgreSQL" in run.out
+    db = Database(postgres_url)
+    with db.write() as session:  # the keyword index loses rows
+        session.execute(text("DELETE FROM chunk_terms WHERE chunk_id IN (1, 2)"))
+    assert cli("--home", tmp_path / "home", "check").code == 1
+    repaired = cli("--home", tmp_path / "home", "check", "--repair")
+    assert repaired.code == 0 and "keyword index rebuilt" in repaired.out
+    assert cli("--home", tmp_path / "home", "check").code == 0

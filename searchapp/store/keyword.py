@@ -32,6 +32,14 @@ class KeywordIndex(Protocol):
         """Best chunks as (chunk id, score), higher scores first; none for a query of no words."""
         ...
 
+    def count(self, session: Session) -> int:
+        """Chunks the keyword index holds (a health check compares it with the chunks)."""
+        ...
+
+    def rebuild(self, session: Session) -> None:
+        """Index every chunk's words again from the chunks themselves (repair)."""
+        ...
+
 
 def fts_query(query: str) -> str | None:
     """The FTS5 MATCH expression for a user's query, or None when it has no words."""
@@ -65,6 +73,18 @@ class Fts5Keywords:
         )
         return [(int(chunk_id), float(score)) for chunk_id, score in rows]
 
+    def count(self, session: Session) -> int:
+        return session.execute(text("SELECT count(*) FROM chunks_fts")).scalar() or 0
+
+    def rebuild(self, session: Session) -> None:
+        session.execute(text("DELETE FROM chunks_fts"))
+        session.execute(
+            text(
+                "INSERT INTO chunks_fts(rowid, title, text) SELECT chunks.id, documents.title, "
+                "chunks.text FROM chunks JOIN documents ON documents.id = chunks.document_id"
+            )
+        )
+
 
 class PostgresKeywords:
     """PostgreSQL full-text search: ``ts_rank`` with length normalisation (1: divided by one plus
@@ -83,6 +103,19 @@ class PostgresKeywords:
             {"expression": expression, "limit": limit},
         )
         return [(int(chunk_id), float(score)) for chunk_id, score in rows]
+
+    def count(self, session: Session) -> int:
+        return session.execute(text("SELECT count(*) FROM chunk_terms")).scalar() or 0
+
+    def rebuild(self, session: Session) -> None:
+        session.execute(text("DELETE FROM chunk_terms"))
+        session.execute(
+            text(
+                "INSERT INTO chunk_terms (chunk_id, terms) SELECT c.id, "
+                "to_tsvector('english', coalesce(d.title, '') || ' ' || c.text) "
+                "FROM chunks AS c JOIN documents AS d ON d.id = c.document_id"
+            )
+        )
 
 
 def keyword_index(dialect: str) -> KeywordIndex:

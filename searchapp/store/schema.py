@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
@@ -25,6 +26,35 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+class VectorBlob(TypeDecorator):
+    """A float32 vector, which Python code always sees as its bytes: a BLOB on SQLite, pgvector's
+    ``vector`` on PostgreSQL, where the database itself searches it (``store.pgvectors``)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # type: ignore[no-untyped-def]
+        if dialect.name == "postgresql":
+            from pgvector.sqlalchemy import VECTOR
+
+            return dialect.type_descriptor(VECTOR())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None or dialect.name != "postgresql":
+            return value
+        import numpy as np
+
+        return np.frombuffer(value, dtype=np.float32)
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None or dialect.name != "postgresql":
+            return value
+        import numpy as np
+
+        return np.asarray(value, dtype=np.float32).tobytes()
 
 
 class Source(Base):
@@ -159,7 +189,7 @@ class Embedding(Base):
     chunk_id: Mapped[int] = mapped_column(
         ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
     )
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes] = mapped_column(VectorBlob)
 
 
 class StoreState(Base):

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from searchapp.errors import CorruptIndexError, StorageFullError
 from searchapp.faults import crash_point
 from searchapp.store.database import Database, is_storage_full
+from searchapp.store.pgvectors import PgVectors, create_hnsw_index, drop_hnsw_index
 from searchapp.store.schema import Embedding, IndexGeneration
 
 log = logging.getLogger(__name__)
@@ -170,14 +171,16 @@ class VectorIndex:
             return 0
         return int(self.index.remove_ids(selector))
 
-    def vector(self, chunk_id: int) -> np.ndarray | None:
+    def vector(self, chunk_id: int, *, session: Session | None = None) -> np.ndarray | None:
         """The stored vector of one chunk, or None when the index does not hold it."""
         try:
             return self.index.reconstruct(int(chunk_id))
         except RuntimeError:
             return None
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, session: Session | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, chunk ids) per query; missing slots have id -1."""
         k = max(1, min(k, len(self))) if len(self) else 1
         return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
@@ -297,7 +300,12 @@ def fetch_vectors(
 def open_index(
     session: Session, generation: IndexGeneration, index_dir: Path, dimension: int
 ) -> tuple[VectorIndex, SyncReport]:
-    """Load a generation's index file and make it agree exactly with SQL's live chunk ids."""
+    """Load a generation's index file and make it agree exactly with SQL's live chunk ids.
+
+    On PostgreSQL there is no file: the rows are searched where they are (``PgVectors``)."""
+    if _on_postgres(session):
+        vectors = PgVectors(generation.id, dimension, _any_vector(session, generation.id))
+        return vectors, SyncReport(rebuilt=False, added=0, removed=0)  # type: ignore[return-value]
     path = recorded_index_file(index_dir, generation)
     live = live_chunk_ids(session, generation.id)
     reason = ""
@@ -337,6 +345,9 @@ def reconcile(
     session: Session, index: VectorIndex, generation_id: int, live: np.ndarray | None = None
 ) -> tuple[int, int]:
     """Add vectors SQL has and the index lacks, drop ids SQL no longer has; returns counts."""
+    if isinstance(index, PgVectors):  # the rows are the index
+        index.count = _any_vector(session, generation_id)
+        return 0, 0
     if live is None:
         live = live_chunk_ids(session, generation_id)
     have = index.ids()
@@ -346,6 +357,26 @@ def reconcile(
     ids, vectors = fetch_vectors(session, generation_id, missing, index.dimension)
     index.add(ids, vectors)
     return len(ids), removed
+
+
+def drop_vectors(session: Session, generation_id: int) -> None:
+    """Delete a generation's stored vectors (and on PostgreSQL its HNSW index); its file, no
+    longer named once the generation's row is gone, is a leftover for the next writer."""
+    session.execute(delete(Embedding).where(Embedding.generation_id == generation_id))
+    if _on_postgres(session):
+        drop_hnsw_index(session, generation_id)
+
+
+def _on_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _any_vector(session: Session, generation_id: int) -> int:
+    """1 if the generation has a vector, else 0 (cheap: what an empty-index check needs)."""
+    found = session.execute(
+        select(Embedding.chunk_id).where(Embedding.generation_id == generation_id).limit(1)
+    ).first()
+    return int(found is not None)
 
 
 def _load_successor(
@@ -395,7 +426,23 @@ def commit_index(
     db: Database, generation: IndexGeneration, index: VectorIndex, index_dir: Path
 ) -> list[Path]:
     """Save ``index`` as ``generation``'s file, commit, then delete the file it replaces (and
-    any other leftover); returns the files deleted."""
+    any other leftover); returns the files deleted.
+
+    On PostgreSQL: make sure the generation has its HNSW index, and record its counts."""
+    if isinstance(index, PgVectors):
+        with db.write() as session:
+            row = session.get(IndexGeneration, generation.id)
+            assert row is not None, f"generation {generation.id} vanished"
+            create_hnsw_index(session, row.id, index.dimension)
+            count, highest = session.execute(
+                select(func.count(), func.max(Embedding.chunk_id)).where(
+                    Embedding.generation_id == row.id
+                )
+            ).one()
+            row.vector_count, row.max_chunk_id = count, highest or 0
+            row.index_kind, row.index_params = index.kind, "{}"
+        index.count = count
+        return []
     with db.write() as session:
         row = session.get(IndexGeneration, generation.id)
         assert row is not None, f"generation {generation.id} vanished"

@@ -1,5 +1,6 @@
 """The tables of the last release before migrations (November 2026), and on SQLite the FTS5
-table of the chunks' text with the triggers that keep it in step.
+table of the chunks' text with the triggers that keep it in step. On PostgreSQL the vectors are
+pgvector's ``vector`` (the extension is created).
 
 Revision ID: 0001
 Revises:
@@ -7,11 +8,15 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
+from pgvector.sqlalchemy import VECTOR
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+# A float32 vector: bytes on SQLite, pgvector's vector (no fixed dimension) on PostgreSQL.
+VECTOR_BLOB = sa.LargeBinary().with_variant(VECTOR(), "postgresql")
 
 # A regular (not external-content) FTS5 table keyed by chunk id: deletes need no old values, so
 # cascaded deletes of documents keep it exact. Triggers keep it in the writer's transaction.
@@ -27,6 +32,8 @@ FTS5 = (
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":  # vectors are searched by pgvector there
+        op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.create_table(
         "jobs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -157,7 +164,7 @@ def upgrade() -> None:
         "embeddings",
         sa.Column("generation_id", sa.Integer(), nullable=False),
         sa.Column("chunk_id", sa.Integer(), nullable=False),
-        sa.Column("vector", sa.LargeBinary(), nullable=False),
+        sa.Column("vector", VECTOR_BLOB, nullable=False),
         sa.ForeignKeyConstraint(["chunk_id"], ["chunks.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["generation_id"], ["index_generations.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("generation_id", "chunk_id"),

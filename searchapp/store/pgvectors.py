@@ -1,0 +1,109 @@
+"""The vectors of one generation on PostgreSQL: the ``embeddings`` rows themselves, searched by
+pgvector.
+
+There is no file: ``embeddings.vector`` is a pgvector ``vector`` column on PostgreSQL (see
+``schema.VectorBlob``), so a committed row is searchable by every process at once, on any machine.
+Each generation gets a partial HNSW index (cosine) over its rows, on the expression
+``vector::vector(D)`` since the column has no fixed dimension; a search repeats that expression
+so that the planner uses the index, and widens ``hnsw.ef_search`` to the depth it asks for, for
+its own transaction only (``SET LOCAL``: right on pooled connections).
+
+The FAISS side's interface (``VectorIndex``) is kept where it matters: ``search``, ``vector``,
+``len``; ``add`` and ``remove`` have nothing to do, since the rows are the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+MAX_EF_SEARCH = 1000
+
+
+def hnsw_index_name(generation_id: int) -> str:
+    return f"ix_embeddings_hnsw_{int(generation_id)}"
+
+
+def create_hnsw_index(session: Session, generation_id: int, dimension: int) -> None:
+    """The generation's HNSW index, if it has none yet (built over the rows already there, and
+    kept up to date as rows are added)."""
+    session.execute(
+        text(
+            f"CREATE INDEX IF NOT EXISTS {hnsw_index_name(generation_id)} ON embeddings "
+            f"USING hnsw ((vector::vector({int(dimension)})) vector_cosine_ops) "
+            f"WHERE generation_id = {int(generation_id)}"
+        )
+    )
+
+
+def drop_hnsw_index(session: Session, generation_id: int) -> None:
+    session.execute(text(f"DROP INDEX IF EXISTS {hnsw_index_name(generation_id)}"))
+
+
+class PgVectors:
+    """A generation's vectors in PostgreSQL; every call reads in the caller's session."""
+
+    kind = "hnsw"
+
+    def __init__(self, generation_id: int, dimension: int, count: int) -> None:
+        self.generation_id = int(generation_id)
+        self.dimension = int(dimension)
+        self.count = count  # as of the caller's snapshot; only says whether there is any
+        self._expression = f"vector::vector({self.dimension})"
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def params(self) -> dict[str, int]:
+        return {}
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Nothing to do: the committed rows are the index."""
+
+    def remove(self, ids: Iterable[int]) -> int:
+        """Nothing to do: deleted rows leave the index with them."""
+        return 0
+
+    def search(
+        self, queries: np.ndarray, k: int, *, session: Session | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, chunk ids), each ``len(queries) x k``, padded with -1 ids like FAISS."""
+        assert session is not None, "a PostgreSQL search reads in the caller's session"
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {min(max(40, k), MAX_EF_SEARCH)}"))
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        ids = np.full((len(queries), k), -1, dtype=np.int64)
+        statement = text(
+            f"SELECT chunk_id, 1 - ({self._expression} <=> CAST(:q AS vector)) AS score "
+            f"FROM embeddings WHERE generation_id = {self.generation_id} "
+            f"ORDER BY {self._expression} <=> CAST(:q AS vector) LIMIT :k"
+        )
+        for row, query in enumerate(np.asarray(queries, dtype=np.float32)):
+            literal = "[" + ",".join(map(repr, query.tolist())) + "]"
+            found = session.execute(statement, {"q": literal, "k": k}).all()
+            for column, (chunk_id, score) in enumerate(found):
+                ids[row, column], scores[row, column] = chunk_id, score
+        return scores, ids
+
+    def vector(self, chunk_id: int, *, session: Session | None = None) -> np.ndarray | None:
+        assert session is not None, "a PostgreSQL search reads in the caller's session"
+        blob = session.execute(
+            text(
+                "SELECT vector FROM embeddings "
+                f"WHERE generation_id = {self.generation_id} AND chunk_id = :c"
+            ),
+            {"c": int(chunk_id)},
+        ).scalar()
+        if blob is None:
+            return None
+        return _as_array(blob)
+
+
+def _as_array(value: object) -> np.ndarray:
+    """A pgvector value read by plain SQL (its text form, or an array) as float32."""
+    if isinstance(value, str):
+        return np.asarray(value.strip("[]").split(","), dtype=np.float32)
+    return np.asarray(value, dtype=np.float32)
