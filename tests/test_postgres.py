@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, text
 
 from indexer.folders import index_folders
+from searchapp.errors import WriterBusyError
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -104,3 +110,40 @@ def test_check_and_repair_on_postgres(cli, tmp_path: Path, postgres_url: str, mo
     repaired = cli("--home", tmp_path / "home", "check", "--repair")
     assert repaired.code == 0 and "keyword index rebuilt" in repaired.out
     assert cli("--home", tmp_path / "home", "check").code == 0
+
+
+HOLD_THE_LOCK = """
+import sys, time
+from searchapp.store.database import Database
+with Database(sys.argv[1]).writer_lock():
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_writers_on_any_machine_take_turns_and_a_killed_one_lets_go(postgres_url: str) -> None:
+    one, two = Database(postgres_url), Database(postgres_url)  # two connections: two machines
+    with one.writer_lock():
+        with one.writer_lock():  # re-entrant within one process
+            pass
+        with (
+            pytest.raises(WriterBusyError, match="writing to this database"),
+            two.writer_lock(timeout=0.5),
+        ):
+            pass
+    with two.writer_lock():
+        pass
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, postgres_url],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(WriterBusyError), one.writer_lock():
+            pass
+        holder.send_signal(signal.SIGKILL)  # a writer killed mid-run
+        holder.wait(timeout=30)
+        started = time.monotonic()
+        with one.writer_lock(timeout=30):  # the server let its lock go with its connection
+            assert time.monotonic() - started < 30
+    finally:
+        holder.kill()

@@ -9,18 +9,23 @@ front instead of failing half-way with "database is locked").
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from searchapp.errors import DatabaseUnavailableError, StorageFullError, WriterBusyError
 from searchapp.store.migrations import migrate
 from searchapp.store.schema import StoreState
+
+# The PostgreSQL advisory lock writers take turns on (any 64-bit key no other program uses).
+WRITER_LOCK_KEY = 0x5EA7C4A99
+
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
@@ -40,6 +45,7 @@ class Database:
         self.engine: Engine = create_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._lock = FileLock(str(lock_path)) if lock_path else None
+        self._advisory_depth = 0
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         try:
@@ -88,7 +94,13 @@ class Database:
 
     @contextmanager
     def writer_lock(self, timeout: float = 0) -> Iterator[None]:
-        """Hold the home's single-writer lock (a file lock), or fail with a clear message."""
+        """Hold the single-writer lock, or fail with a clear message after ``timeout`` seconds:
+        on SQLite the home's lock file; on PostgreSQL an advisory lock of the database, so that
+        writers on any machine take turns."""
+        if not self.is_sqlite:
+            with self._advisory_lock(timeout):
+                yield
+            return
         if self._lock is None:
             yield
             return
@@ -103,6 +115,39 @@ class Database:
             yield
         finally:
             self._lock.release()
+
+    @contextmanager
+    def _advisory_lock(self, timeout: float) -> Iterator[None]:
+        """PostgreSQL's session-level advisory lock ``WRITER_LOCK_KEY`` on a connection of its
+        own (autocommit: no transaction stays open meanwhile); re-entrant within this object.
+        A writer that dies loses its connection, and the server releases the lock."""
+        if self._advisory_depth:
+            self._advisory_depth += 1
+            try:
+                yield
+            finally:
+                self._advisory_depth -= 1
+            return
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            deadline = time.monotonic() + timeout
+            try_lock = text("SELECT pg_try_advisory_lock(:key)")
+            while not conn.execute(try_lock, {"key": WRITER_LOCK_KEY}).scalar():
+                if time.monotonic() >= deadline:
+                    raise WriterBusyError(
+                        "Another searchapp process is writing to this database "
+                        f"({self.engine.url.render_as_string(hide_password=True)}). Wait for it "
+                        "to finish, then run the command again."
+                    )
+                time.sleep(0.2)
+            self._advisory_depth = 1
+            try:
+                yield
+            finally:
+                self._advisory_depth = 0
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": WRITER_LOCK_KEY})
+        finally:
+            conn.close()
 
     def bump_revision(self, session: Session) -> None:
         """Mark that chunks changed, so that readers refresh their vector index."""
