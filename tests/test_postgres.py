@@ -147,3 +147,27 @@ def test_writers_on_any_machine_take_turns_and_a_killed_one_lets_go(postgres_url
             assert time.monotonic() - started < 30
     finally:
         holder.kill()
+
+
+def test_train_and_promote_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+    from indexer.training.options import PairSources, TrainingOptions
+    from indexer.training.retrain import retrain
+
+    settings = _home(tmp_path, postgres_url)
+    index_folders(settings, [DATA])
+    searcher = Searcher(settings)  # a reader that stays up through the promotion
+    query = "keeping bees through winter"
+    before = [(r.doc_id, round(r.score, 4)) for r in searcher.search(query, mode="dense")]
+    options = TrainingOptions(epochs=1, batch_size=8, held_out=0.25, force=True)
+    report = retrain(settings, PairSources(files=(DATA / "pairs.jsonl",)), options)
+    assert report.promoted
+    db = Database(settings.database_url)
+    with db.read() as session:
+        served = session.execute(
+            text("SELECT id FROM index_generations WHERE status = 'active'")
+        ).scalar()
+        indexes = set(session.execute(text("SELECT indexname FROM pg_indexes")).scalars())
+    assert served != 1 and f"ix_embeddings_hnsw_{served}" in indexes
+    after = [(r.doc_id, round(r.score, 4)) for r in searcher.search(query, mode="dense")]
+    assert searcher.generation_id == served  # the running reader follows the promotion
+    assert after and after != before  # now answered by the new model's vectors
