@@ -254,6 +254,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else EXIT_SOME_FAILED
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from searchapp.store.copy import copy_store
+    from searchapp.store.database import Database
+
+    settings = _settings(args)
+    source = Database(settings.database_url, lock_path=settings.write_lock_path)
+    if args.to == settings.database_url:
+        raise InvalidOptionError("migrate --to names the database this home already uses.")
+    target = Database(args.to)
+    with _progress(args) as progress:
+        report = copy_store(source, target, progress)
+    if args.json:
+        print(json.dumps({"target": report.target, "rows": report.rows}, indent=2))
+    else:
+        copied = ", ".join(f"{rows} {table}" for table, rows in report.rows.items() if rows)
+        print(f"copied into {report.target}: {copied}")
+        print(f"Use it with --database-url {report.target} (or set {DATABASE_ENV}); this "
+              "home's own database is unchanged.")  # fmt: skip
+    return 0
+
+
 def cmd_jobs(args: argparse.Namespace) -> int:
     from searchapp import jobs
     from searchapp.store.database import Database
@@ -502,6 +523,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
     models.set_defaults(func=cmd_models)
+
+    migrate = commands.add_parser(
+        "migrate", help="copy this home's store into another database (PostgreSQL), vectors too"
+    )
+    migrate.add_argument(
+        "--to", required=True, metavar="URL",
+        help="the empty target database, e.g. postgresql+psycopg://user@host/db",
+    )  # fmt: skip
+    migrate.add_argument("--json", action="store_true")
+    migrate.add_argument("--quiet", action="store_true", help="no progress bars")
+    migrate.set_defaults(func=cmd_migrate)
 
     check = commands.add_parser("check", help="verify the store; --repair rebuilds from SQL")
     check.add_argument("--repair", action="store_true",

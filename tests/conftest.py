@@ -112,7 +112,12 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  #
     def run(*args: str | os.PathLike[str], stdin: str = "") -> CliRun:
         capsys.readouterr()  # drop what came before
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        code = main([str(arg) for arg in args])
+        environment = dict(os.environ)  # each command is a process of its own: --database-url
+        try:  # sets the environment for the jobs and servers it starts, not for the next one
+            code = main([str(arg) for arg in args])
+        finally:
+            os.environ.clear()
+            os.environ.update(environment)
         captured = capsys.readouterr()
         return CliRun(code, captured.out, captured.err)
 

@@ -7,6 +7,7 @@ words (searched by its full-text search); the home holds no index file.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from sqlalchemy import func, select, text
 
 from indexer.folders import index_folders
 from searchapp.errors import WriterBusyError
+from searchapp.feedback import feedback_for, record_feedback
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -86,8 +88,7 @@ def test_the_chunks_words_follow_the_chunks(tmp_path: Path, postgres_url: str) -
     assert chunks == words > 0
 
 
-def test_an_unreachable_database_is_a_clear_refusal(cli, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("SEARCHAPP_DATABASE_URL", "")  # restored afterwards: --database-url sets it
+def test_an_unreachable_database_is_a_clear_refusal(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     unreachable = "postgresql+psycopg://someone:secret@127.0.0.1:1/searchapp"
     run = cli("--home", tmp_path, "--database-url", unreachable, "search", "bees")
     assert run.code == 2
@@ -171,3 +172,43 @@ def test_train_and_promote_on_postgres(tmp_path: Path, postgres_url: str) -> Non
     after = [(r.doc_id, round(r.score, 4)) for r in searcher.search(query, mode="dense")]
     assert searcher.generation_id == served  # the running reader follows the promotion
     assert after and after != before  # now answered by the new model's vectors
+
+
+def test_migrate_copies_a_sqlite_home_into_postgres_without_re_encoding(
+    cli,
+    sample_home: Settings,
+    tmp_path: Path,
+    postgres_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(sample_home.home, home)
+    sqlite = Settings.load(home)
+    searcher = Searcher(sqlite)
+    doc_id = searcher.search("varroa", k=1)[0].doc_id
+    record_feedback(searcher.db, "varroa", doc_id, True)
+    queries = ["how to get rid of varroa mites", "espresso tastes sour", "sprained ankle"]
+    dense = [[(r.doc_id, round(r.score, 4)) for r in searcher.search(q, mode="dense")]
+             for q in queries]  # fmt: skip
+
+    run = cli("--home", home, "migrate", "--to", postgres_url, "--json", "--quiet")
+    assert run.code == 0, run.err
+    rows = json.loads(run.out)["rows"]
+    assert rows["documents"] == 30 and rows["embeddings"] == rows["chunks"] > 30
+    assert rows["feedback"] == 1
+
+    moved = dataclasses.replace(sqlite, database_url=postgres_url)
+    on_postgres = Searcher(moved)
+    assert [[(r.doc_id, round(r.score, 4)) for r in on_postgres.search(q, mode="dense")]
+            for q in queries] == dense  # the same vectors, not encoded again  # fmt: skip
+    for mode in ("keyword", "hybrid"):
+        assert "Varroa" in on_postgres.search(queries[0], k=1, mode=mode)[0].title
+    assert feedback_for(on_postgres.db, "varroa") == {doc_id: True}
+    assert cli("--home", home, "--database-url", postgres_url, "check").code == 0
+    # A new document gets an id after the copied ones; a second copy is refused.
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "note.md").write_text("# Wax moths\\nWax moths eat comb in weak hives.\\n")
+    assert index_folders(moved, [extra]).added == 1
+    assert "Wax" in on_postgres.search("wax moths comb", k=1, mode="keyword")[0].title
+    again = cli("--home", home, "migrate", "--to", postgres_url)
+    assert again.code == 2 and "already holds documents" in again.err

@@ -245,8 +245,10 @@ def recorded_index_file(index_dir: Path, generation: IndexGeneration) -> Path | 
 
 
 def leftover_index_files(session: Session, index_dir: Path) -> list[Path]:
-    """Temporary files of a save that died, and index files no generation names."""
-    if not index_dir.is_dir():
+    """Temporary files of a save that died, and index files no generation names. None on
+    PostgreSQL: there the store has no files, and any in the folder belong to another store (the
+    SQLite one this home was migrated from)."""
+    if not index_dir.is_dir() or _on_postgres(session):
         return []
     named = set(
         session.scalars(
