@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -48,8 +48,12 @@ class Database:
         self._advisory_depth = 0
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        self._create_schema()
+
+    def _connect(self) -> Connection:
+        """A connection, or a clear refusal when the database cannot be reached or opened."""
         try:
-            self._create_schema()
+            return self.engine.connect()
         except OperationalError as error:
             if is_storage_full(error):
                 raise StorageFullError(f"the database {self.engine.url.database}") from error
@@ -61,7 +65,7 @@ class Database:
             ) from error
 
     def _create_schema(self) -> None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 migrate(conn)  # created, or upgraded in place, by the Alembic migrations

@@ -15,6 +15,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Homes made by development builds between releases may have these already.
+    present = sa.inspect(op.get_bind())
+    if not present.has_table("training_pairs"):
+        _training_pairs()
+    if "dense_weight" not in {c["name"] for c in present.get_columns("model_versions")}:
+        op.add_column("model_versions", sa.Column("dense_weight", sa.Float(), nullable=True))
+
+
+def _training_pairs() -> None:
     op.create_table(
         "training_pairs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -33,7 +42,6 @@ def upgrade() -> None:
         ["model_version_id", "role"],
         unique=False,
     )
-    op.add_column("model_versions", sa.Column("dense_weight", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
