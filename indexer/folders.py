@@ -150,7 +150,7 @@ def remove_source(settings: Settings, source_id: int, *, db: Database | None = N
     Returns the number of documents removed.
     """
     db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
-    with db.writer_lock(), IndexWriter(settings, db) as writer:
+    with db.indexer_lock(), IndexWriter(settings, db) as writer:
         with db.read() as session:
             if session.get(Source, source_id) is None:
                 raise InvalidOptionError(f"No indexed folder with id {source_id}.")

@@ -164,7 +164,7 @@ def index_sources(
     db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
     started = time.perf_counter()
     summary = IndexSummary()
-    with db.writer_lock(), IndexWriter(settings, db, spec=spec) as writer:
+    with db.indexer_lock(), IndexWriter(settings, db, spec=spec) as writer:
         for source in sources:
             _keep_books(writer, source, summary, progress)
     summary.chunks = writer.chunks_written

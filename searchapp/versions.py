@@ -157,6 +157,7 @@ def ensure_active_generation(
     refuses rather than mixing vectors of two models in one index.
     """
     with db.write() as session:
+        db.serialize(session)  # two first index runs side by side make one version, not two
         generation = active_generation(session)
         if generation is not None:
             version = session.get(ModelVersion, generation.model_version_id)

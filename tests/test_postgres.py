@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.migrations import HEAD, current
-from searchapp.store.schema import Chunk
+from searchapp.store.schema import Chunk, Document
 from tests.conftest import DATA
 
 
@@ -212,3 +213,45 @@ def test_migrate_copies_a_sqlite_home_into_postgres_without_re_encoding(
     assert "Wax" in on_postgres.search("wax moths comb", k=1, mode="keyword")[0].title
     again = cli("--home", home, "migrate", "--to", postgres_url)
     assert again.code == 2 and "already holds documents" in again.err
+
+
+def test_two_indexers_side_by_side_and_one_killed(tmp_path: Path, postgres_url: str) -> None:
+    folders = {name: tmp_path / name for name in ("one", "two")}
+    for topic in ("bees", "coffee", "astronomy"):
+        shutil.copytree(DATA / "docs" / topic, folders["one"] / topic)
+    for topic in ("sourdough", "firstaid"):
+        shutil.copytree(DATA / "docs" / topic, folders["two"] / topic)
+    env = dict(os.environ, SEARCHAPP_DATABASE_URL=postgres_url)
+
+    def index(name: str, crash_at: str | None = None) -> subprocess.Popen:
+        command = [sys.executable, "-m", "searchapp.cli", "--home", str(tmp_path / "home"),
+                   "index", str(folders[name]), "--quiet"]  # fmt: skip
+        extra = {"SEARCHAPP_CRASH_AT": crash_at} if crash_at else {}
+        return subprocess.Popen(command, env=env | extra, stderr=subprocess.PIPE, text=True)
+
+    # Side by side: one is killed (SIGKILL) with its chunks inserted but not committed.
+    killed, other = index("one", crash_at="chunk-insert"), index("two")
+    assert killed.wait(timeout=600) == -signal.SIGKILL, killed.stderr.read()  # type: ignore[union-attr]
+    assert other.wait(timeout=600) == 0, other.stderr.read()  # type: ignore[union-attr]
+    # Both again, side by side: the killed one's run is done over, the other has nothing to do.
+    again = [index("one"), index("two")]
+    for process in again:
+        assert process.wait(timeout=600) == 0, process.stderr.read()  # type: ignore[union-attr]
+
+    expected = sum(1 for folder in folders.values() for f in folder.rglob("*") if f.is_file())
+    settings = _home(tmp_path, postgres_url)
+    db = Database(postgres_url)
+    with db.read() as session:
+        documents = session.scalar(select(func.count()).select_from(Document))
+        chunks = session.scalar(select(func.count()).select_from(Chunk))
+        vectors = session.scalar(text("SELECT count(*) FROM embeddings"))
+        versions = session.scalar(text("SELECT count(*) FROM model_versions"))
+    assert documents == expected and vectors == chunks and versions == 1
+    searcher = Searcher(settings, db)
+    for query, title in (("varroa mites", "Varroa"), ("sourdough starter", "Sourdough")):
+        assert title in searcher.search(query, k=1)[0].title
+    check = subprocess.run(
+        [sys.executable, "-m", "searchapp.cli", "--home", str(tmp_path / "home"), "check"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout

@@ -25,6 +25,7 @@ from searchapp.store.schema import StoreState
 
 # The PostgreSQL advisory lock writers take turns on (any 64-bit key no other program uses).
 WRITER_LOCK_KEY = 0x5EA7C4A99
+SET_UP_LOCK_KEY = 0x5EA7C4A9A
 
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -68,6 +69,7 @@ class Database:
         with self._connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
+                self.serialize(conn)  # processes starting side by side: one migrates
                 migrate(conn)  # created, or upgraded in place, by the Alembic migrations
                 if conn.execute(select(StoreState.id)).first() is None:
                     conn.execute(StoreState.__table__.insert().values(id=1, revision=0))
@@ -102,9 +104,34 @@ class Database:
         on SQLite the home's lock file; on PostgreSQL an advisory lock of the database, so that
         writers on any machine take turns."""
         if not self.is_sqlite:
-            with self._advisory_lock(timeout):
+            with self._advisory_lock(timeout, shared=False):
                 yield
             return
+        with self._file_lock(timeout):
+            yield
+
+    @contextmanager
+    def indexer_lock(self, timeout: float = 0) -> Iterator[None]:
+        """The lock an index run holds. On SQLite the writer lock: one writer at a time. On
+        PostgreSQL a shared hold of the same advisory lock: index runs (of different folders)
+        write side by side, each batch in a transaction of its own, while training, promotion
+        and repair, which take it whole, wait for them and they for those."""
+        if self.is_sqlite:
+            with self._file_lock(timeout):
+                yield
+            return
+        with self._advisory_lock(timeout, shared=True):
+            yield
+
+    def serialize(self, session: Session | Connection) -> None:
+        """Make the rest of ``session``'s transaction run alone among those that call this too:
+        the short set-up steps that writers side by side must not race (the first model version
+        and generation, a generation's HNSW index). SQLite's writes are serial already."""
+        if not self.is_sqlite:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SET_UP_LOCK_KEY})
+
+    @contextmanager
+    def _file_lock(self, timeout: float) -> Iterator[None]:
         if self._lock is None:
             yield
             return
@@ -121,10 +148,11 @@ class Database:
             self._lock.release()
 
     @contextmanager
-    def _advisory_lock(self, timeout: float) -> Iterator[None]:
-        """PostgreSQL's session-level advisory lock ``WRITER_LOCK_KEY`` on a connection of its
-        own (autocommit: no transaction stays open meanwhile); re-entrant within this object.
-        A writer that dies loses its connection, and the server releases the lock."""
+    def _advisory_lock(self, timeout: float, *, shared: bool) -> Iterator[None]:
+        """PostgreSQL's session-level advisory lock ``WRITER_LOCK_KEY``, whole or shared, on a
+        connection of its own (autocommit: no transaction stays open meanwhile). Re-entrant
+        within this object, in the mode first taken. A writer that dies loses its connection,
+        and the server releases the lock."""
         if self._advisory_depth:
             self._advisory_depth += 1
             try:
@@ -135,7 +163,8 @@ class Database:
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             deadline = time.monotonic() + timeout
-            try_lock = text("SELECT pg_try_advisory_lock(:key)")
+            mode = "_shared" if shared else ""
+            try_lock = text(f"SELECT pg_try_advisory_lock{mode}(:key)")
             while not conn.execute(try_lock, {"key": WRITER_LOCK_KEY}).scalar():
                 if time.monotonic() >= deadline:
                     raise WriterBusyError(
@@ -149,7 +178,8 @@ class Database:
                 yield
             finally:
                 self._advisory_depth = 0
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": WRITER_LOCK_KEY})
+                unlock = text(f"SELECT pg_advisory_unlock{mode}(:key)")
+                conn.execute(unlock, {"key": WRITER_LOCK_KEY})
         finally:
             conn.close()
 

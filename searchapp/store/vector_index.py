@@ -433,6 +433,7 @@ def commit_index(
     On PostgreSQL: make sure the generation has its HNSW index, and record its counts."""
     if isinstance(index, PgVectors):
         with db.write() as session:
+            db.serialize(session)  # writers side by side: one makes the index, once
             row = session.get(IndexGeneration, generation.id)
             assert row is not None, f"generation {generation.id} vanished"
             create_hnsw_index(session, row.id, index.dimension)
