@@ -438,6 +438,9 @@ class Searcher:
             .where(Chunk.id.in_(chunk_ids))
         ).all()
         by_chunk = {row[0]: row for row in rows}
+        vectors = {}
+        if query_vector is not None and self._index is not None:
+            vectors = self._index.vectors_of(chunk_ids, session=session)
         results = []
         for document_id, chunk_id, score in ranked:
             row = by_chunk.get(chunk_id)
@@ -445,10 +448,8 @@ class Searcher:
                 continue
             _, chunk_text, _, path, external_id, title = row
             similarity = None
-            if query_vector is not None and self._index is not None:
-                chunk_vector = self._index.vector(chunk_id, session=session)
-                if chunk_vector is not None:
-                    similarity = float(chunk_vector @ query_vector)
+            if (chunk_vector := vectors.get(chunk_id)) is not None:
+                similarity = float(chunk_vector @ query_vector)
             results.append(
                 SearchResult(
                     rank=len(results) + 1,

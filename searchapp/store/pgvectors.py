@@ -101,6 +101,20 @@ class PgVectors:
             return None
         return _as_array(blob)
 
+    def vectors_of(
+        self, chunk_ids: Iterable[int], *, session: Session | None = None
+    ) -> dict[int, np.ndarray]:
+        """The vectors of several chunks, in one statement (those the generation holds)."""
+        assert session is not None, "a PostgreSQL search reads in the caller's session"
+        rows = session.execute(
+            text(
+                "SELECT chunk_id, vector FROM embeddings "
+                f"WHERE generation_id = {self.generation_id} AND chunk_id = ANY(:ids)"
+            ),
+            {"ids": [int(i) for i in chunk_ids]},
+        ).all()
+        return {int(chunk_id): _as_array(value) for chunk_id, value in rows}
+
 
 def _as_array(value: object) -> np.ndarray:
     """A pgvector value read by plain SQL (its text form, or an array) as float32."""

@@ -178,6 +178,13 @@ class VectorIndex:
         except RuntimeError:
             return None
 
+    def vectors_of(
+        self, chunk_ids: Iterable[int], *, session: Session | None = None
+    ) -> dict[int, np.ndarray]:
+        """The vectors of several chunks (those the index holds)."""
+        found = ((int(c), self.vector(c)) for c in chunk_ids)
+        return {chunk_id: vector for chunk_id, vector in found if vector is not None}
+
     def search(
         self, queries: np.ndarray, k: int, *, session: Session | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
