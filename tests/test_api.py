@@ -33,10 +33,18 @@ def _free_port() -> int:
 class Server:
     """A ``searchapp serve`` process and a small client for it."""
 
-    def __init__(self, home: Path, host: str = "127.0.0.1", token: str | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        host: str = "127.0.0.1",
+        token: str | None = None,
+        database_url: str | None = None,
+    ) -> None:
         self.home, self.port = home, _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
+        if database_url:
+            env["SEARCHAPP_DATABASE_URL"] = database_url
         env.pop("SEARCHAPP_API_TOKEN", None)
         if token:
             env["SEARCHAPP_API_TOKEN"] = token

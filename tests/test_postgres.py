@@ -255,3 +255,33 @@ def test_two_indexers_side_by_side_and_one_killed(tmp_path: Path, postgres_url: 
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert check.returncode == 0, check.stdout
+
+
+def test_jobs_and_the_api_on_postgres(cli, tmp_path: Path, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+    from searchapp.jobs import get_job
+    from tests.test_api import Server
+
+    home = tmp_path / "home"
+    started = cli("--home", home, "--database-url", postgres_url, "index", DATA, "--background")
+    assert started.code == 0, started.err
+    job_id = int(started.out.split()[1])
+    db = Database(postgres_url)
+    deadline = time.monotonic() + 600
+    while (job := get_job(db, job_id)).active:
+        assert time.monotonic() < deadline, "the index job did not end"
+        time.sleep(0.5)
+    assert job.state == "succeeded", job.error
+
+    server = Server(home, database_url=postgres_url)
+    try:
+        status, answer = server.request("/search?q=how+to+get+rid+of+varroa+mites&k=3")
+        assert status == 200 and "Varroa" in answer["results"][0]["title"]  # type: ignore[index]
+        run = cli("--home", home, "--database-url", postgres_url, "search",
+                  "how to get rid of varroa mites", "--k", "3", "--json")  # fmt: skip
+        assert answer == json.loads(run.out)
+        status, jobs = server.request("/jobs")
+        assert status == 200 and jobs[0]["id"] == job_id  # type: ignore[index]
+        status, health = server.request("/health")
+        assert health["documents"] == 30  # type: ignore[index]
+    finally:
+        server.stop()
