@@ -47,22 +47,8 @@ def index(folders: list[Path], url: str, home: Path, threads: int) -> tuple[floa
     env = dict(os.environ, SEARCHAPP_DATABASE_URL=url, OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))  # fmt: skip
     started = time.perf_counter()
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "searchapp.cli",
-                "--home",
-                str(home),
-                "index",
-                str(folder),
-                "--quiet",
-            ],
-            env=env,
-        )  # fmt: skip
-        for folder in folders
-    ]
+    command = [sys.executable, "-m", "searchapp.cli", "--home", str(home), "index"]
+    processes = [subprocess.Popen([*command, str(f), "--quiet"], env=env) for f in folders]
     for process in processes:
         assert process.wait() == 0, "an index run failed"
     seconds = time.perf_counter() - started
