@@ -32,9 +32,10 @@ from searchapp.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 LEVERS: dict[str, dict[str, object]] = {
     "default": {},
+    "false-negative-0.95": {"false_negative": 0.95},
+    "negatives-3-hybrid": {"negatives_per_query": 3, "mine_from": "hybrid", "false_negative": 0.95},
     "negatives-3": {"negatives_per_query": 3},
     "hybrid-mining": {"mine_from": "hybrid"},
-    "negatives-3-hybrid": {"negatives_per_query": 3, "mine_from": "hybrid"},
     "held-out-0.2": {"held_out": 0.2},
 }
 

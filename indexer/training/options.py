@@ -54,6 +54,13 @@ class TrainingOptions:
             "choices": ("hybrid", "dense"),
         },
     )
+    false_negative: float = field(
+        default=0.0,
+        metadata={
+            "help": "leave out mined passages the model finds at least this share as close to "
+            "the query as its positive (likely unjudged positives; 0: off)"
+        },
+    )
     held_out: float = field(
         default=0.1, metadata={"help": "fraction of queries held out for the gate"}
     )
@@ -92,6 +99,10 @@ class TrainingOptions:
         if self.negatives_per_query < 1:
             raise InvalidOptionError(
                 f"negatives must be 1 or more, got {self.negatives_per_query}."
+            )
+        if not 0.0 <= self.false_negative < 1.0:
+            raise InvalidOptionError(
+                f"false_negative must be 0 (off) or a share below 1, got {self.false_negative}."
             )
         if self.mine_from not in MINE_FROM:
             raise InvalidOptionError(

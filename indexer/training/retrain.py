@@ -225,6 +225,7 @@ def retrain(
             train,
             per_query=options.negatives_per_query,
             mode=options.mine_from,
+            false_negative=options.false_negative,
             progress=progress,
         )
         rows = training_rows(options.loss, mined)
@@ -255,7 +256,7 @@ def retrain(
         unseen = [*held_out, *standing]  # queries the candidate was not trained on
         weight, curve = None, {}
         if counted(unseen)["queries"] >= options.min_queries:
-            weight, curve = fit_blend(settings, db, generation.id, unseen)
+            weight, curve = fit_blend(settings, db, generation.id, unseen, options.confidence)
         with db.write() as session:
             row = session.get(ModelVersion, version.id)
             assert row is not None
