@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.training.gate import compare, decide
+from indexer.training.gate import choose_weight, compare, decide
 from indexer.training.losses import training_rows
 from indexer.training.mining import MinedQuery
 from indexer.training.options import TrainingOptions
@@ -167,3 +167,13 @@ def test_a_candidate_worse_on_earlier_held_out_queries_is_refused() -> None:
     few = _metrics({"s0": 0.8}), _metrics({"s0": 0.1})
     assert decide(held_before, held_after, options, few).promote  # one query cannot refuse
     assert "too few to judge forgetting" in decide(held_before, held_after, options, few).reason
+
+
+def test_a_fitted_blend_weight_leaves_the_default_only_with_confidence() -> None:
+    queries = [f"q{i}" for i in range(40)]
+    default = _metrics({q: 0.5 for q in queries})
+    noisy = _metrics({q: 0.5 + (0.06 if i % 2 else -0.05) for i, q in enumerate(queries)})
+    clear = _metrics({q: 0.7 if i % 4 else 0.5 for i, q in enumerate(queries)})
+    assert choose_weight({0.5: default, 0.6: noisy}, 0.95) == 0.5  # best by a hair: noise
+    assert choose_weight({0.5: default, 0.6: noisy, 0.7: clear}, 0.95) == 0.7
+    assert choose_weight({0.4: default, 0.5: default, 0.6: default}, 0.95) == 0.5  # a tie

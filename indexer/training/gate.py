@@ -212,10 +212,14 @@ def fit_blend(
     searcher = Searcher(settings, db, generation_id=generation_id)
     qrels = _qrels(judgements)
     scored = {w: _score(searcher, qrels, "hybrid", w) for w in BLEND_WEIGHTS}
-    curve = {w: metrics.ndcg_at_10 for w, metrics in scored.items()}
-    best = max(curve, key=lambda w: (curve[w], -abs(w - DENSE_WEIGHT)))
-    if best != DENSE_WEIGHT:
-        versus = compare(scored[DENSE_WEIGHT].per_query, scored[best].per_query, confidence)
-        if versus.low <= 0:
-            best = DENSE_WEIGHT
-    return best, curve
+    return choose_weight(scored, confidence), {w: m.ndcg_at_10 for w, m in scored.items()}
+
+
+def choose_weight(scored: Mapping[float, Metrics], confidence: float) -> float:
+    """The weight with the best nDCG@10 (ties: the nearest the default), if it beats the default
+    (``DENSE_WEIGHT``, which ``scored`` must hold) with ``confidence``; else the default."""
+    best = max(scored, key=lambda w: (scored[w].ndcg_at_10, -abs(w - DENSE_WEIGHT)))
+    if best == DENSE_WEIGHT:
+        return best
+    versus = compare(scored[DENSE_WEIGHT].per_query, scored[best].per_query, confidence)
+    return best if versus.low > 0 else DENSE_WEIGHT
