@@ -85,7 +85,9 @@ def test_pairs_that_teach_nothing_are_not_promoted(home: Settings, tmp_path: Pat
     before = _snapshot(home)
     report = retrain(home, PairSources(files=(shuffled,)), TrainingOptions(**QUICK))  # fmt: skip
     assert not report.promoted
-    assert report.after["ndcg@10"] < report.before["ndcg@10"] + 0.005
+    # Not better with confidence: a few held-out queries may move either way by chance (the
+    # mean moved +0.012 on 7 queries in one CI run), never with an interval wholly above 0.
+    assert report.gate["interval"][0] <= 0  # type: ignore[index]
     assert "not served" in report.reason
     # The report says on how many held-out queries and documents it decided, and how it went.
     gate = report.gate
