@@ -32,6 +32,7 @@ from searchapp.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 LEVERS: dict[str, dict[str, object]] = {
     "default": {},
+    "hybrid-mining-false-negative-0.95": {"mine_from": "hybrid", "false_negative": 0.95},
     "false-negative-0.95": {"false_negative": 0.95},
     "negatives-3-hybrid": {"negatives_per_query": 3, "mine_from": "hybrid", "false_negative": 0.95},
     "negatives-3": {"negatives_per_query": 3},

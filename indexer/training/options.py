@@ -48,11 +48,8 @@ class TrainingOptions:
         metadata={"flag": "--negatives", "help": "hard negatives mined per query", "metavar": "N"},
     )
     mine_from: str = field(
-        default="hybrid",
-        metadata={
-            "help": "the ranking hard negatives are mined from",
-            "choices": ("hybrid", "dense"),
-        },
+        default="dense",
+        metadata={"help": "the ranking hard negatives are mined from", "choices": MINE_FROM},
     )
     false_negative: float = field(
         default=0.0,
