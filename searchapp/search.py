@@ -262,12 +262,12 @@ class Searcher:
             reconcile(session, self._index, generation.id)
         self._revision = revision
 
-    def chunk_vector(self, chunk_id: int) -> np.ndarray | None:
-        """A chunk's vector in the generation being searched."""
+    def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The vectors of these chunks in the generation being searched (those it holds)."""
         with self._lock, self.db.read() as session:
             if self._index is None:
-                return None
-            return self._index.vector(chunk_id, session=session)
+                return {}
+            return self._index.vectors_of(chunk_ids, session=session)
 
     def best_chunk(
         self, document_id: int, query_vector: np.ndarray
@@ -277,10 +277,11 @@ class Searcher:
             chunks = session.execute(
                 select(Chunk.id, Chunk.text).where(Chunk.document_id == document_id)
             ).all()
+        vectors = self.chunk_vectors([chunk_id for chunk_id, _ in chunks])
         scored = [
             (float(vector @ query_vector), text, vector)
             for chunk_id, text in chunks
-            if (vector := self.chunk_vector(chunk_id)) is not None
+            if (vector := vectors.get(chunk_id)) is not None
         ]
         if not scored:
             return None
@@ -369,9 +370,7 @@ class Searcher:
             self._refresh(session)
             assert self._index is not None
             chunk_ids = session.scalars(select(Chunk.id).where(Chunk.document_id == document_id))
-            vectors = [
-                v for c in chunk_ids if (v := self._index.vector(c, session=session)) is not None
-            ]
+            vectors = list(self._index.vectors_of(list(chunk_ids), session=session).values())
             if not vectors:
                 return []
             query = np.mean(vectors, axis=0)
@@ -394,8 +393,11 @@ class Searcher:
                 .order_by(Chunk.ordinal)
             ).all()
             scored: dict[int, list[tuple[str, float]]] = {i: [] for i in document_ids}
+            vectors = self._index.vectors_of(
+                [chunk_id for _, chunk_id, _ in chunks], session=session
+            )
             for document_id, chunk_id, text in chunks:
-                chunk_vector = self._index.vector(chunk_id, session=session)
+                chunk_vector = vectors.get(chunk_id)
                 if chunk_vector is not None:
                     scored[document_id].append((text, float(chunk_vector @ vector)))
         return {

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
+
+from searchapp.store.schema import Embedding
 
 MAX_EF_SEARCH = 1000
 
@@ -89,17 +91,7 @@ class PgVectors:
         return scores, ids
 
     def vector(self, chunk_id: int, *, session: Session | None = None) -> np.ndarray | None:
-        assert session is not None, "a PostgreSQL search reads in the caller's session"
-        blob = session.execute(
-            text(
-                "SELECT vector FROM embeddings "
-                f"WHERE generation_id = {self.generation_id} AND chunk_id = :c"
-            ),
-            {"c": int(chunk_id)},
-        ).scalar()
-        if blob is None:
-            return None
-        return _as_array(blob)
+        return self.vectors_of([chunk_id], session=session).get(int(chunk_id))
 
     def vectors_of(
         self, chunk_ids: Iterable[int], *, session: Session | None = None
@@ -107,17 +99,9 @@ class PgVectors:
         """The vectors of several chunks, in one statement (those the generation holds)."""
         assert session is not None, "a PostgreSQL search reads in the caller's session"
         rows = session.execute(
-            text(
-                "SELECT chunk_id, vector FROM embeddings "
-                f"WHERE generation_id = {self.generation_id} AND chunk_id = ANY(:ids)"
-            ),
-            {"ids": [int(i) for i in chunk_ids]},
-        ).all()
-        return {int(chunk_id): _as_array(value) for chunk_id, value in rows}
-
-
-def _as_array(value: object) -> np.ndarray:
-    """A pgvector value read by plain SQL (its text form, or an array) as float32."""
-    if isinstance(value, str):
-        return np.asarray(value.strip("[]").split(","), dtype=np.float32)
-    return np.asarray(value, dtype=np.float32)
+            select(Embedding.chunk_id, Embedding.vector).where(
+                Embedding.generation_id == self.generation_id,
+                Embedding.chunk_id.in_([int(i) for i in chunk_ids]),
+            )
+        )
+        return {chunk_id: np.frombuffer(blob, dtype=np.float32) for chunk_id, blob in rows}
