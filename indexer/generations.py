@@ -86,7 +86,7 @@ def embed_missing(
         index, _ = open_index(session, generation, settings.index_dir, encoder.dimension)
     commit_index(db, generation, index, settings.index_dir)
     prepare_queries(encoder.spec, generation.backend, encoder.fingerprint, settings.backends_dir,
-                    progress)  # fmt: skip
+                    settings.query_backend, progress)  # fmt: skip
     return done
 
 

@@ -171,7 +171,7 @@ def index_sources(
     if writer.chunks_written:  # outside the lock: other writers need not wait for it
         encoder = writer.encoder
         prepare_queries(encoder.spec, writer.generation.backend, encoder.fingerprint,
-                        settings.backends_dir, progress)  # fmt: skip
+                        settings.backends_dir, settings.query_backend, progress)  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -18,7 +18,15 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from searchapp.choices import DEFAULT_RESULTS, FUSION, LOSS, POOLING, SEARCH_MODE, Choice
+from searchapp.choices import (
+    DEFAULT_RESULTS,
+    FUSION,
+    LOSS,
+    POOLING,
+    QUERY_BACKEND,
+    SEARCH_MODE,
+    Choice,
+)
 from searchapp.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -27,7 +35,7 @@ from searchapp.errors import (
     SearchappError,
 )
 from searchapp.progress import NO_PROGRESS, Progress, TerminalProgress
-from searchapp.settings import DATABASE_ENV, HOME_ENV, Settings
+from searchapp.settings import DATABASE_ENV, HOME_ENV, QUERY_BACKEND_ENV, Settings
 
 
 def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
@@ -451,6 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the SQL database (SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db); "
         f"default: ${DATABASE_ENV}, else SQLite in the home",
     )
+    parser.add_argument(
+        "--query-backend",
+        choices=QUERY_BACKEND.values,
+        help=f"{QUERY_BACKEND.help} (default: ${QUERY_BACKEND_ENV}, else {QUERY_BACKEND.default})",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     index = commands.add_parser("index", help="index folders, incrementally")
@@ -584,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.database_url:  # as the environment variable: jobs and servers started inherit it
         os.environ[DATABASE_ENV] = args.database_url
+    if args.query_backend:
+        os.environ[QUERY_BACKEND_ENV] = args.query_backend
     try:
         if getattr(args, "background", False):
             return _start_job(args, argv)

@@ -244,14 +244,17 @@ class Searcher:
         if self._encoder is None:
             assert self._version is not None
             self._encoder = query_encoder_for(
-                self._version, self._backend, self.settings.backends_dir
-            )
+                self._version, self._backend, self.settings.backends_dir,
+                self.settings.query_backend,
+            )  # fmt: skip
         return self._encoder
 
     def _refresh(self, session: Session) -> None:
         """Follow the served generation and any chunk changes made by other processes."""
-        generation, version = require_active_generation(session, self.pinned_generation)
         revision = self.db.revision(session)
+        if self._index is not None and revision == self._revision:
+            return  # nothing committed since: every write and every promotion moves the revision
+        generation, version = require_active_generation(session, self.pinned_generation)
         if generation.id != self._generation_id or self._index is None:
             self._version, self._backend, self._encoder = version, generation.backend, None
             self._index, self.last_sync = open_index(

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
 
-from searchapp.choices import BACKEND
+from searchapp.choices import BACKEND, QUERY_BACKEND
 from searchapp.errors import NoIndexError, PathNotFoundError
 
 HOME_ENV = "SEARCHAPP_HOME"
 DATABASE_ENV = "SEARCHAPP_DATABASE_URL"
 BACKEND_ENV = "SEARCHAPP_BACKEND"
+QUERY_BACKEND_ENV = "SEARCHAPP_QUERY_BACKEND"
 CACHE_ENV = "SEARCHAPP_CACHE"
 DATABASE_FILE = "searchapp.db"
 
@@ -52,6 +53,9 @@ class Settings:
         metadata={"flag": "--backend", "choices": BACKEND.values,
                   "help": f"{BACKEND.help}; also ${BACKEND_ENV}"},
     )  # fmt: skip
+    # Read by search, not by index (an option of every command, see the CLI, and an environment
+    # variable, so that the UI's and the API's processes follow it).
+    query_backend: str = QUERY_BACKEND.default
     parse_memory_mb: int = field(
         default=2048,
         metadata={"flag": "--parse-memory", "metavar": "MB",
@@ -105,4 +109,5 @@ class Settings:
                 "or index a folder there first with `searchapp index FOLDER`."
             )
         backend = BACKEND.check(os.environ.get(BACKEND_ENV) or BACKEND.default)
-        return cls(home=path, database_url=url, backend=backend)
+        queries = QUERY_BACKEND.check(os.environ.get(QUERY_BACKEND_ENV) or QUERY_BACKEND.default)
+        return cls(home=path, database_url=url, backend=backend, query_backend=queries)

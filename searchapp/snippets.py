@@ -7,6 +7,7 @@ turns into bold text on a terminal.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MARKDOWN_HEADING = re.compile(r"\s#{1,6}\s")  # "## Heading" markers, noise in a snippet
@@ -75,6 +76,7 @@ def _stem(term: str) -> str:
     return term
 
 
+@lru_cache(maxsize=64)  # the same query highlights every result of its page
 def _highlight_pattern(query: str) -> re.Pattern[str] | None:
     stems = []
     for term in content_terms(query):

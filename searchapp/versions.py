@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from searchapp.backends import make_encoder, query_backend, resolve
+from searchapp.choices import QUERY_BACKEND
 from searchapp.encoder import BUNDLED_MODEL_NAME, Encoder, EncoderSpec
 from searchapp.errors import (
     InvalidOptionError,
@@ -45,12 +46,15 @@ def spec_of(version: ModelVersion) -> EncoderSpec:
 # The served model and the one being built or compared: a process that trains again and again
 # (the UI) must not keep every candidate it ever loaded.
 _LOADED_ENCODERS = 2
-_encoders: OrderedDict[tuple[EncoderSpec, str], Encoder | OnnxEncoder] = OrderedDict()
+_encoders: OrderedDict[tuple[EncoderSpec, str, int | None], Encoder | OnnxEncoder] = OrderedDict()
 _encoders_lock = threading.Lock()
 
 
-def _shared(key: tuple[EncoderSpec, str], make: Callable[[], Encoder | OnnxEncoder]):  # type: ignore[no-untyped-def]
-    """One encoder per (spec, backend) in the process; the two most recently used stay loaded."""
+def _shared(  # type: ignore[no-untyped-def]
+    key: tuple[EncoderSpec, str, int | None], make: Callable[[], Encoder | OnnxEncoder]
+):
+    """One encoder per (spec, backend, threads) in the process; the two most recently used stay
+    loaded."""
     with _encoders_lock:
         encoder = _encoders.pop(key, None) or make()
         _encoders[key] = encoder
@@ -61,20 +65,26 @@ def _shared(key: tuple[EncoderSpec, str], make: Callable[[], Encoder | OnnxEncod
 
 def load_encoder(spec: EncoderSpec) -> Encoder:
     """The PyTorch fp32 encoder for ``spec``, shared within the process."""
-    return _shared((spec, "torch"), lambda: Encoder(spec))
+    return _shared((spec, "torch", None), lambda: Encoder(spec))
 
 
 def encoder_for(
-    version: ModelVersion, backend: str = "torch", cache_dir: Path | None = None
+    version: ModelVersion,
+    backend: str = "torch",
+    cache_dir: Path | None = None,
+    *,
+    threads: int | None = None,
 ) -> Encoder | OnnxEncoder:
     """The encoder of a model version on ``backend`` (a generation's), refused when the
-    version's files no longer make its fingerprint. ONNX exports are cached in ``cache_dir``."""
+    version's files no longer make its fingerprint. ONNX exports are cached in ``cache_dir``;
+    ``threads`` is ONNX Runtime's per call (default: one per core)."""
     spec = spec_of(version)
     if backend in ("onnx", "onnx-int8") and cache_dir is None:
         raise InvalidOptionError(f"The {backend} backend needs a folder for its exports.")
+    threads = threads if backend in ("onnx", "onnx-int8") else None
     encoder = _shared(
-        (spec, backend),
-        lambda: make_encoder(spec, backend, version.fingerprint, cache_dir or Path()),
+        (spec, backend, threads),
+        lambda: make_encoder(spec, backend, version.fingerprint, cache_dir or Path(), threads),
     )
     if encoder.fingerprint != version.fingerprint:
         raise ModelMismatchError(
@@ -87,11 +97,13 @@ def encoder_for(
 
 
 def query_encoder_for(
-    version: ModelVersion, backend: str, cache_dir: Path
+    version: ModelVersion, backend: str, cache_dir: Path, wanted: str = QUERY_BACKEND.default
 ) -> Encoder | OnnxEncoder:
-    """The encoder for the queries of a generation of ``version`` embedded by ``backend``
-    (see ``searchapp.backends.query_backend``)."""
-    return encoder_for(version, query_backend(backend, version.fingerprint, cache_dir), cache_dir)
+    """The encoder for the queries of a generation of ``version`` embedded by ``backend``, on
+    the ``wanted`` query backend where it can (see ``searchapp.backends.query_backend``); one
+    thread per query on ONNX Runtime, the fastest for one short text."""
+    chosen = query_backend(backend, version.fingerprint, cache_dir, wanted)
+    return encoder_for(version, chosen, cache_dir, threads=1)
 
 
 def active_generation(session: Session) -> IndexGeneration | None:

@@ -13,7 +13,7 @@ import pytest
 
 from searchapp import backends
 from searchapp.encoder import EncoderSpec
-from searchapp.settings import Settings
+from searchapp.settings import CACHE_ENV, Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import ModelVersion
 from searchapp.versions import active_generation, encoder_for, load_encoder
@@ -69,14 +69,14 @@ def test_an_export_is_cached_and_rebuilt_when_damaged(version: ModelVersion, tmp
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary folder left
 
 
-def _one_shot_query(home: Path) -> tuple[str, list[str]]:
+def _one_shot_query(home: Path, *options: str) -> tuple[str, list[str]]:
     """A dense query in a fresh process: the top path, and which of torch and
     sentence-transformers it imported."""
     code = (
         "import sys, json\n"
         "from searchapp.cli import main\n"
-        f"main(['--home', {str(home)!r}, 'search', 'getting rid of varroa', '--mode', 'dense',"
-        " '--json', '--k', '1'])\n"
+        f"main(['--home', {str(home)!r}, *{list(options)!r}, 'search', 'getting rid of varroa',"
+        " '--mode', 'dense', '--json', '--k', '1'])\n"
         "heavy = ('torch', 'sentence_transformers')\n"
         "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
     )
@@ -97,12 +97,32 @@ def test_a_generation_keeps_its_backend_and_a_query_needs_no_torch(
         assert active_generation(session).backend == backend
     top, imported = _one_shot_query(home)
     assert top.endswith("varroa-mites.md")
-    assert imported == []  # a torch generation's queries run on its fp32 ONNX export
+    assert imported == []  # a torch generation's queries run on its model's int8 ONNX export
+
+
+def test_queries_run_on_the_query_backend_asked_for(  # type: ignore[no-untyped-def]
+    cli, capsys: pytest.CaptureFixture[str], docs_copy: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    assert cli("--home", home, "index", docs_copy, "--backend", "torch", "--quiet").code == 0
+    top, imported = _one_shot_query(home, "--query-backend", "generation")
+    assert top.endswith("varroa-mites.md") and "torch" in imported
+    # Asked for the fp32 export, which no run has made yet: torch, as exact, answers meanwhile.
+    top, imported = _one_shot_query(home, "--query-backend", "onnx")
+    assert top.endswith("varroa-mites.md") and "torch" in imported
+    (docs_copy / "bees" / "new-note.md").write_text("# Swarm season\n\nBees swarm in May.")
+    assert cli("--home", home, "--query-backend", "onnx", "index", docs_copy, "--quiet").code == 0
+    top, imported = _one_shot_query(home, "--query-backend", "onnx")
+    assert top.endswith("varroa-mites.md") and imported == []
+    with pytest.raises(SystemExit):
+        cli("--home", home, "--query-backend", "fp16", "search", "varroa")
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err
 
 
 def test_without_its_export_a_torch_generation_answers_with_torch(
-    cli, docs_copy: Path, tmp_path: Path
+    cli, docs_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # no export made by another test
     home = tmp_path / "home"
     assert cli("--home", home, "index", docs_copy, "--backend", "torch", "--quiet").code == 0
     settings = Settings.load(home)
@@ -110,16 +130,20 @@ def test_without_its_export_a_torch_generation_answers_with_torch(
         fingerprint = session.get(
             ModelVersion, active_generation(session).model_version_id
         ).fingerprint
-    assert backends.query_backend("torch", fingerprint, settings.backends_dir) == "onnx"
-    export = settings.backends_dir / f"{fingerprint[:16]}-fp32"
+
+    def chosen(wanted: str = "onnx-int8") -> str:
+        return backends.query_backend("torch", fingerprint, settings.backends_dir, wanted)
+
+    assert chosen() == "onnx-int8" and chosen("generation") == "torch"
+    export = next(settings.backends_dir.glob(f"{fingerprint[:16]}-int8*"))
     (export / "model.onnx").write_bytes(b"damaged")  # a killed copy, a disk error
-    assert backends.query_backend("torch", fingerprint, settings.backends_dir) == "torch"
+    assert chosen() == "torch"
     top, imported = _one_shot_query(home)
     assert top.endswith("varroa-mites.md") and "torch" in imported
     # The next run that embeds something makes the export again.
     (docs_copy / "bees" / "new-note.md").write_text("# Swarm season\n\nBees swarm in May.")
     assert cli("--home", home, "index", docs_copy, "--quiet").code == 0
-    assert backends.query_backend("torch", fingerprint, settings.backends_dir) == "onnx"
+    assert chosen() == "onnx-int8"
 
 
 def test_a_home_made_before_backends_existed_is_served_by_torch(tmp_path: Path) -> None:

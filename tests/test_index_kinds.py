@@ -39,6 +39,19 @@ def vectors() -> np.ndarray:
     return _clustered(6_000)
 
 
+def test_a_few_queries_get_exactly_what_faiss_finds_after_deletes(vectors: np.ndarray) -> None:
+    index = VectorIndex(DIMENSION)
+    index.add(np.arange(5000, 5000 + 500), vectors[:500])
+    index.remove(np.arange(5000, 5100, 7))  # holes in the middle of the stored vectors
+    queries = _clustered(3, seed=2)
+    for k in (1, 10, len(index), len(index) + 5):  # a k past the size gets every vector
+        scores, ids = index.search(queries, k)
+        faiss_scores, faiss_ids = index.index.search(queries, min(k, len(index)))
+        np.testing.assert_array_equal(ids, faiss_ids)
+        np.testing.assert_allclose(scores, faiss_scores, atol=1e-5)
+        assert not set(ids.ravel()) & set(range(5000, 5100, 7))
+
+
 def test_small_stays_exact_and_large_becomes_ivf_with_high_recall(vectors: np.ndarray) -> None:
     ids = np.arange(1000, 1000 + len(vectors), dtype=np.int64)
     small = VectorIndex(DIMENSION)
