@@ -59,8 +59,9 @@ def main() -> None:
         return
 
     shutil.rmtree(args.work, ignore_errors=True)
+    # Each backend end to end: its queries too run on it (see bench/query_backends.py).
     settings = Settings(home=args.work, database_url=f"sqlite:///{args.work / 'searchapp.db'}",
-                        backend="torch")  # fmt: skip
+                        backend="torch", query_backend="generation")  # fmt: skip
     args.work.mkdir(parents=True)
     import_beir(settings, args.beir, progress=TerminalProgress())
     db = Database(settings.database_url, lock_path=settings.write_lock_path)

@@ -37,6 +37,7 @@ from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Embedding, Source
+from searchapp.store.tantivy_keywords import TantivyKeywords
 from searchapp.store.vector_index import commit_index, open_index, remove_leftover_index_files
 from searchapp.versions import encoder_for, ensure_active_generation
 
@@ -164,7 +165,7 @@ def index_sources(
     db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
     started = time.perf_counter()
     summary = IndexSummary()
-    with db.indexer_lock(), IndexWriter(settings, db, spec=spec) as writer:
+    with db.indexer_lock(), IndexWriter(settings, db, spec=spec, progress=progress) as writer:
         for source in sources:
             _keep_books(writer, source, summary, progress)
     summary.chunks = writer.chunks_written
@@ -316,15 +317,20 @@ class IndexWriter:
         *,
         spec: EncoderSpec | None = None,
         batch_chunks: int | None = None,
+        progress: Progress = NO_PROGRESS,
     ) -> None:
         self.settings = settings
         self.db = db
+        self.progress = progress
         remove_leftover_index_files(db, settings.index_dir)  # callers hold the writer lock
         self.generation, self.version = ensure_active_generation(db, spec, settings.backend)
         with db.read() as session:
             self.index, self.sync_report = open_index(
                 session, self.generation, settings.index_dir, self.version.dimension
             )
+        # The fast keyword index of a SQLite home (PostgreSQL's is kept by its own triggers).
+        self.keywords = TantivyKeywords(settings.index_dir) if db.is_sqlite else None
+        self._catch_up_keywords()  # what a run that died left undone
         self.batch_chunks = batch_chunks or self.BATCH_CHUNKS
         self.chunks_written = 0
         self._pending: list[_Pending] = []
@@ -365,6 +371,7 @@ class IndexWriter:
             except Exception as error:  # a full disk, say: the error in flight is the one to show
                 log.warning("The vector index file was not saved (%s); the next run catches up "
                             "from SQL.", error)  # fmt: skip
+        self._catch_up_keywords()
 
     def add(self, document: SourceDocument, source_id: int, replaces: int | None = None) -> int:
         """Queue ``document`` (replacing document ``replaces``); returns its number of chunks."""
@@ -473,15 +480,29 @@ class IndexWriter:
             self.save()
 
     def save(self) -> None:
-        """Write the vector index file and record it (a checkpoint)."""
+        """Write the vector index file and record it, and bring the keyword index up to date
+        (a checkpoint)."""
         commit_index(self.db, self.generation, self.index, self.settings.index_dir)
         self._dirty = False
         self._last_save = time.monotonic()
+        self._catch_up_keywords()
 
     def close(self) -> None:
         self.flush()
         if self._dirty:
             self.save()
+
+    def _catch_up_keywords(self) -> None:
+        """Bring the fast keyword index up to date with what is committed. It only speeds
+        keyword search up (FTS5 answers exactly meanwhile), so a failure, a full disk say, is
+        reported and never fails the run."""
+        if self.keywords is None:
+            return
+        try:
+            self.keywords.catch_up(self.db, self.progress)
+        except Exception as error:
+            log.warning("The fast keyword index was not brought up to date (%s); keyword search "
+                        "uses FTS5 until an index run does.", error)  # fmt: skip
 
     @staticmethod
     def _chunk_ids(session: Session, document_ids: list[int]) -> list[int]:

@@ -85,4 +85,12 @@ QUERY_BACKEND = Choice(
     "the same vectors as torch), generation (the backend that embedded the documents)",
 )
 
+KEYWORD_ENGINE = Choice(
+    "keyword engine",
+    ("auto", "fts5"),
+    "auto",
+    "auto: the fast keyword index (Tantivy) of a SQLite home whenever it is up to date, else "
+    "FTS5; fts5: FTS5 only (as before the fast index; PostgreSQL homes use their own)",
+)
+
 DEFAULT_RESULTS = 10  # documents a search returns unless told otherwise

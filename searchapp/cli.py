@@ -247,14 +247,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
     report = check_store(settings, db)
-    if not report.ok and args.repair:
-        for line in repair_store(settings, db):
-            print(f"repaired: {line}")
+    repaired: list[str] = []
+    if args.repair:  # also what heals by itself later (an index file or the fast keyword index
+        repaired = repair_store(settings, db)  # behind SQL): brought up to date now
         report = check_store(settings, db)
     if args.json:
         checks = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in report.checks]
-        print(json.dumps({"ok": report.ok, "checks": checks}, indent=2))
+        print(json.dumps({"ok": report.ok, "checks": checks, "repaired": repaired}, indent=2))
     else:
+        for line in repaired:
+            print(f"repaired: {line}")
         for check in report.checks:
             print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
         if not report.ok:

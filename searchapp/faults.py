@@ -6,8 +6,9 @@ the first) it reaches ``crash_point(POINT)``. Unset, a crash point costs one com
 
 Points: ``chunk-insert`` (chunks inserted, transaction not committed), ``index-write`` (half of
 the index file written to its temporary file), ``index-renamed`` (new index file in place, SQL not
-yet told), ``re-embed`` (between batches of a promotion's re-embedding), ``train-step`` (after a
-step of fine-tuning).
+yet told), ``keyword-commit`` (chunks committed to SQL, the fast keyword index not yet caught up),
+``re-embed`` (between batches of a promotion's re-embedding), ``train-step`` (after a step of
+fine-tuning).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ import signal
 from searchapp.errors import InvalidOptionError
 
 CRASH_ENV = "SEARCHAPP_CRASH_AT"
-POINTS = ("chunk-insert", "index-write", "index-renamed", "re-embed", "train-step")
+POINTS = (
+    "chunk-insert",
+    "index-write",
+    "index-renamed",
+    "keyword-commit",
+    "re-embed",
+    "train-step",
+)
 
 
 def _parse(spec: str | None) -> tuple[str, int] | None:

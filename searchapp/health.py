@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from searchapp.errors import CorruptIndexError, WriterBusyError
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.keyword import keyword_index
 from searchapp.store.schema import Chunk, IndexGeneration, ModelVersion
+from searchapp.store.tantivy_keywords import TantivyKeywords, log_position
 from searchapp.store.vector_index import (
     VectorIndex,
     commit_index,
@@ -56,6 +58,8 @@ def check_store(settings: Settings, db: Database) -> HealthReport:
         chunks = session.scalar(select(func.count(Chunk.id))) or 0
         words = keyword_index(db.engine.dialect.name).count(session)
         report.add("keyword index", words == chunks, f"{words} rows for {chunks} chunks")
+        if db.is_sqlite:
+            report.add(*_fast_keywords_check(settings, session, chunks))
         generation = active_generation(session)
         if generation is None:
             report.add("served generation", chunks == 0, "nothing indexed yet")
@@ -74,6 +78,24 @@ def check_store(settings: Settings, db: Database) -> HealthReport:
             report.add("vector index", True, f"{len(live)} vectors searched in PostgreSQL")
     report.add(*_leftovers_check(settings, db))
     return report
+
+
+def _fast_keywords_check(
+    settings: Settings, session: Session, chunks: int
+) -> tuple[str, bool, str]:
+    """The Tantivy index beside FTS5: derived, so behind or missing is not a fault (FTS5
+    answers meanwhile, and the next index run catches up); a count that disagrees at the
+    position it claims is."""
+    keywords = TantivyKeywords(settings.index_dir)
+    position, wanted = keywords.position(), log_position(session)
+    name = "fast keyword index"
+    if position is None:
+        return name, True, "not built yet: the next index run (or --repair) builds it"
+    if position != wanted:
+        return name, True, (f"{wanted - position} chunk changes behind: FTS5 answers until the "
+                            "next index run (or --repair) applies them")  # fmt: skip
+    held = keywords.count()
+    return name, held == chunks, f"{held} chunks of {chunks}, up to date"
 
 
 def _leftovers_check(settings: Settings, db: Database) -> tuple[str, bool, str]:
@@ -136,6 +158,13 @@ def repair_store(settings: Settings, db: Database) -> list[str]:
             if keywords.count(session) != chunks:
                 keywords.rebuild(session)
                 done.append(f"keyword index rebuilt ({chunks} chunks)")
+        if db.is_sqlite:
+            fast = TantivyKeywords(settings.index_dir)
+            with db.read() as session:
+                chunks = session.scalar(select(func.count(Chunk.id))) or 0
+                wrong = fast.position() != log_position(session) or fast.count() != chunks
+            if wrong:
+                done.append(f"fast keyword index rebuilt ({fast.rebuild(db)} chunks)")
         with db.read() as session:
             generation = active_generation(session)
             if generation is not None:

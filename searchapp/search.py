@@ -232,7 +232,8 @@ class Searcher:
     @cached_property
     def keywords(self) -> KeywordIndex:
         """The keyword engine of this store's database (FTS5, or PostgreSQL's full-text search)."""
-        return keyword_index(self.db.engine.dialect.name)
+        fast = self.settings.keyword_engine == "auto"
+        return keyword_index(self.db.engine.dialect.name, self.settings.index_dir if fast else None)
 
     @property
     def dense_weight(self) -> float:

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
 
-from searchapp.choices import BACKEND, QUERY_BACKEND
+from searchapp.choices import BACKEND, KEYWORD_ENGINE, QUERY_BACKEND
 from searchapp.errors import NoIndexError, PathNotFoundError
 
 HOME_ENV = "SEARCHAPP_HOME"
 DATABASE_ENV = "SEARCHAPP_DATABASE_URL"
 BACKEND_ENV = "SEARCHAPP_BACKEND"
 QUERY_BACKEND_ENV = "SEARCHAPP_QUERY_BACKEND"
+KEYWORD_ENGINE_ENV = "SEARCHAPP_KEYWORD_ENGINE"
 CACHE_ENV = "SEARCHAPP_CACHE"
 DATABASE_FILE = "searchapp.db"
 
@@ -56,6 +57,7 @@ class Settings:
     # Read by search, not by index (an option of every command, see the CLI, and an environment
     # variable, so that the UI's and the API's processes follow it).
     query_backend: str = QUERY_BACKEND.default
+    keyword_engine: str = KEYWORD_ENGINE.default  # $SEARCHAPP_KEYWORD_ENGINE
     parse_memory_mb: int = field(
         default=2048,
         metadata={"flag": "--parse-memory", "metavar": "MB",
@@ -110,4 +112,6 @@ class Settings:
             )
         backend = BACKEND.check(os.environ.get(BACKEND_ENV) or BACKEND.default)
         queries = QUERY_BACKEND.check(os.environ.get(QUERY_BACKEND_ENV) or QUERY_BACKEND.default)
-        return cls(home=path, database_url=url, backend=backend, query_backend=queries)
+        engine = KEYWORD_ENGINE.check(os.environ.get(KEYWORD_ENGINE_ENV) or KEYWORD_ENGINE.default)
+        return cls(home=path, database_url=url, backend=backend, query_backend=queries,
+                   keyword_engine=engine)  # fmt: skip

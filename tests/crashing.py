@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from indexer.generations import drop_generation
 from searchapp.backends import REPEATABLE_WITHIN
@@ -31,7 +31,9 @@ from searchapp.encoder import EncoderSpec
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
+from searchapp.store.keyword import SqliteKeywords
 from searchapp.store.schema import Chunk, Document, Embedding, IndexGeneration, ModelVersion
+from searchapp.store.tantivy_keywords import TantivyKeywords
 from searchapp.store.vector_index import leftover_index_files, live_chunk_ids
 from searchapp.versions import active_generation, encoder_for, load_encoder, register_version
 
@@ -176,7 +178,9 @@ def assert_readers_consistent(home: Settings) -> None:
     with db.read() as session:  # the keyword index holds exactly the live chunks
         fts = set(session.scalars(text("SELECT rowid FROM chunks_fts")))
         assert fts == set(session.scalars(select(Chunk.id)))
-    assert_dense_search_exact(Searcher(home))
+    searcher = Searcher(home)
+    assert_dense_search_exact(searcher)
+    assert_keyword_search_exact(searcher)
 
 
 def assert_complete(home: Settings) -> None:
@@ -191,6 +195,7 @@ def assert_recovered(home: Settings, folder: Path | None) -> None:
     """After a completed rerun: consistent, tidy, correct, pure, and the folder fully indexed."""
     assert_readers_consistent(home)
     assert_complete(home)
+    assert_fast_keywords_current(home)
     searcher = Searcher(home)
     searcher.search("bees", k=1, mode="dense")
     sync = searcher.last_sync  # the file SQL names is whole and current: nothing to repair
@@ -204,6 +209,31 @@ def assert_recovered(home: Settings, folder: Path | None) -> None:
         on_disk = {str(p) for p in folder.rglob("*") if p.is_file()}
         assert stored_paths == on_disk, "the rerun did not finish the job"
     assert_generations_pure(home)
+
+
+def assert_keyword_search_exact(searcher: Searcher) -> None:
+    """Keyword search, whichever index answers it (the fast one when it is up to date), ranks the
+    chunks FTS5 ranks from the same snapshot: at each rank a chunk FTS5 scores as its own chunk
+    at that rank (Tantivy keeps lengths to about 3%, so near ties may swap)."""
+    keywords = searcher.keywords
+    assert isinstance(keywords, SqliteKeywords)
+    with searcher.db.read() as session:
+        for query in QUERIES:
+            got = keywords.search(session, query, 10)
+            exact = keywords.exact.search(session, query, 50)
+            fts5_score = dict(exact)
+            assert len(got) == min(10, len(exact)), query
+            for (chunk, score), (_, expected) in zip(got, exact, strict=False):
+                assert fts5_score.get(chunk) == pytest.approx(expected, rel=0.03), query
+                assert score == pytest.approx(expected, rel=0.05), query
+
+
+def assert_fast_keywords_current(home: Settings) -> None:
+    """The fast keyword index holds exactly the live chunks, at the log's position."""
+    fast = TantivyKeywords(home.index_dir)
+    with Database(home.database_url).read() as session:
+        assert fast.matches(session), "the fast keyword index did not catch up"
+        assert fast.count() == session.scalar(select(func.count(Chunk.id)))
 
 
 def assert_dense_search_exact(searcher: Searcher, k: int = 5) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from indexer.folders import index_folders
+from searchapp.choices import QUERY_BACKEND
 from searchapp.progress import CallbackProgress, TerminalProgress, Update
 from searchapp.settings import Settings
 
@@ -16,7 +17,8 @@ def test_an_index_run_reports_every_file_and_its_end(docs_copy: Path, home: Sett
     index_folders(home, [docs_copy], progress=CallbackProgress(updates.append))
     files = sorted(str(p) for p in docs_copy.rglob("*") if p.is_file())
     # The model's export for queries follows the files, the first time that model is used.
-    assert {u.stage for u in updates} <= {"index docs", "export the model for queries (ONNX)"}
+    exporting = f"export the model for queries ({QUERY_BACKEND.default})"
+    assert {u.stage for u in updates} <= {"index docs", exporting}
     updates = [u for u in updates if u.stage == "index docs"]
     assert all(u.total == len(files) and u.unit == "file" for u in updates)
     assert sorted(u.detail.split(" · ")[-1] for u in updates if u.detail) == files  # each file

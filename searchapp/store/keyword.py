@@ -1,7 +1,9 @@
 """Keyword search over the same chunks the vectors cover: one interface, one engine per database.
 
 - SQLite: FTS5 with BM25 (``Fts5Keywords``), over the ``chunks_fts`` table the triggers of
-  migration 0001 keep in step with ``chunks``.
+  migration 0001 keep in step with ``chunks``; and beside it a Tantivy index in the home
+  (``searchapp.store.tantivy_keywords``) that answers the same queries many times faster whenever
+  it holds exactly the chunks being searched (``SqliteKeywords``).
 - PostgreSQL: full-text search (``PostgresKeywords``) over ``chunk_terms``, a ``tsvector`` per chunk
   (its document's title and its text, English stemming) and its length, with a GIN index, kept in
   step by the trigger of migrations 0003 and 0004; ranked by BM25 like FTS5.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import text
@@ -179,6 +182,32 @@ def _lexemes(querytree: str) -> list[str]:
     return [match.replace("''", "'") for match in re.findall(r"'((?:[^']|'')*)'", querytree)]
 
 
-def keyword_index(dialect: str) -> KeywordIndex:
-    """The keyword engine of a database dialect (``Database.engine.dialect.name``)."""
-    return PostgresKeywords() if dialect == "postgresql" else Fts5Keywords()
+class SqliteKeywords:
+    """FTS5, exact in every transaction, and the Tantivy index, fast: Tantivy answers when it
+    holds exactly the chunks of the snapshot being searched, FTS5 otherwise (see
+    ``searchapp.store.tantivy_keywords``)."""
+
+    def __init__(self, index_dir: Path) -> None:
+        from searchapp.store.tantivy_keywords import TantivyKeywords
+
+        self.exact = Fts5Keywords()
+        self.fast = TantivyKeywords(index_dir)
+
+    def search(self, session: Session, query: str, limit: int) -> list[tuple[int, float]]:
+        if self.fast.matches(session):
+            return self.fast.search(query, limit)
+        return self.exact.search(session, query, limit)
+
+    def count(self, session: Session) -> int:
+        return self.exact.count(session)
+
+    def rebuild(self, session: Session) -> None:
+        self.exact.rebuild(session)  # the Tantivy index follows at the next catch-up
+
+
+def keyword_index(dialect: str, index_dir: Path | None = None) -> KeywordIndex:
+    """The keyword engine of a database dialect (``Database.engine.dialect.name``); on SQLite
+    with the home's index folder, FTS5 with the fast index beside it."""
+    if dialect == "postgresql":
+        return PostgresKeywords()
+    return SqliteKeywords(index_dir) if index_dir is not None else Fts5Keywords()

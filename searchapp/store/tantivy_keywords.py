@@ -1,0 +1,260 @@
+"""The fast keyword index of a SQLite home: Tantivy, in a folder beside the vector index files.
+
+FTS5 ranks every chunk that holds any query term (6 ms a query at SciFact's 9,711 chunks, 55 ms at
+100,000, 450 ms at a million); Tantivy's inverted index skips the chunks that cannot reach the top
+(block-max WAND) and answers in well under a millisecond at SciFact's size (docs/benchmarks.md).
+Each chunk is one document, its document's title and its text in one field, ranked by BM25 with
+FTS5's weights, its words made as FTS5's ``porter unicode61 remove_diacritics 2`` makes them
+(split on what is not a letter or a digit, lower-cased, accents dropped, Porter's stemmer): on
+SciFact the two rank alike (docs/benchmarks.md). Tantivy's own English stemmer (Porter2) ranked
+0.003 nDCG@10 lower.
+
+SQL stays the truth, and FTS5 stays exact in every transaction. The Tantivy folder is derived:
+
+- ``keyword_log`` (migration 0005) gets a row, from triggers, for every chunk inserted or deleted.
+- A writer (the home's writer lock held) applies the rows past the index's position to Tantivy:
+  the chunks they name are deleted and those still in SQL added again, and the new position
+  (the log's ``seq``) is written as a document of the same commit; then the applied rows are
+  deleted. Applying twice gives the same index, so a crash anywhere in between loses nothing.
+- A search asks Tantivy only when its position is the log's position in the search's own SQL
+  snapshot: the same chunks exactly. Otherwise (between a writer's commit and its catch-up, after
+  a crash, before the first build) FTS5 answers, slower and the same.
+
+A missing, damaged or outdated folder is rebuilt from SQL by the next writer, or by
+``searchapp check --repair``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shutil
+import threading
+import unicodedata
+from pathlib import Path
+
+import Stemmer
+import tantivy
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from searchapp.faults import crash_point
+from searchapp.progress import NO_PROGRESS, Progress
+from searchapp.snippets import content_terms
+from searchapp.store.database import Database
+from searchapp.store.schema import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+# The folder's name says the schema and the words' making: a change makes a new one, from SQL.
+FOLDER = "keywords-v1"
+_POSITION = 0  # the chunk id (never a real one) of the document that records the position
+_WRITER_HEAP = 64_000_000
+_BATCH = 2_000
+_MAX_QUERY_TERMS = 64
+
+
+_WORD = re.compile(r"[^\W_]+")
+_LONGEST_WORD = 200  # longer "words" (a base64 blob) are nobody's search, and Tantivy's limit
+_stemmers = threading.local()  # a Stemmer is not safe to share between threads
+
+
+def words(text: str) -> list[str]:
+    """``text``'s terms as FTS5's ``porter unicode61 remove_diacritics 2`` makes them."""
+    text = text.lower()
+    if not text.isascii():
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    found = [word for word in _WORD.findall(text) if len(word) <= _LONGEST_WORD]
+    if not hasattr(_stemmers, "porter"):
+        _stemmers.porter = Stemmer.Stemmer("porter")
+    return _stemmers.porter.stemWords(found)
+
+
+def _schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field("chunk", indexed=True, fast=True)
+    builder.add_integer_field("position", fast=True)
+    # The words are made by ``words``; Tantivy only splits them at the spaces.
+    builder.add_text_field("body", tokenizer_name="whitespace", index_option="freq")
+    return builder.build()
+
+
+def log_position(session: Session) -> int:
+    """The newest ``keyword_log`` entry ever made, in this snapshot (0 before the first)."""
+    found = session.execute(
+        text("SELECT seq FROM sqlite_sequence WHERE name = 'keyword_log'")
+    ).scalar()
+    return int(found or 0)
+
+
+class TantivyKeywords:
+    """A home's Tantivy folder: searched by any process, written by the home's writer.
+
+    Example::
+
+        keywords = TantivyKeywords(settings.index_dir)
+        keywords.catch_up(db)                     # a writer, after its SQL commits
+        if keywords.matches(session):             # a reader, inside its snapshot
+            keywords.search("varroa mites", 50)
+    """
+
+    def __init__(self, index_dir: Path) -> None:
+        self.folder = index_dir / FOLDER
+        self.schema = _schema()
+        self._index: tantivy.Index | None = None
+        self._position: int | None = None  # of the reader's current commit
+
+    # Reading.
+
+    def matches(self, session: Session) -> bool:
+        """Does the index hold exactly the chunks of ``session``'s snapshot?"""
+        wanted = log_position(session)
+        if self._position != wanted:
+            self._reload()
+        return self._position == wanted
+
+    def search(self, query: str, limit: int) -> list[tuple[int, float]]:
+        """Best chunks as (chunk id, BM25 score); call after ``matches`` said yes."""
+        assert self._index is not None
+        # Not deduplicated: "mite" and "mites" are two terms of FTS5's query, one stem twice.
+        terms_of_query = words(" ".join(content_terms(query)[:_MAX_QUERY_TERMS]))
+        searcher = self._index.searcher()
+        chunks = searcher.num_docs - 1
+        terms = []
+        for word in terms_of_query:
+            found = searcher.doc_freq("body", word)
+            if found:
+                # Tantivy weighs a term by ln(1 + (N - n + 0.5) / (n + 0.5)), FTS5 (and the
+                # blend's fitted weights) by ln((N - n + 0.5) / (n + 0.5)): frequent terms count
+                # for almost nothing there. Rescaled to FTS5's weight, as a boost.
+                ratio = (chunks - found + 0.5) / (found + 0.5)
+                boost = max(math.log(ratio), 1e-6) / math.log1p(ratio)
+                query = tantivy.Query.term_query(self.schema, "body", word)
+                terms.append((tantivy.Occur.Should, tantivy.Query.boost_query(query, boost)))
+        if not terms:
+            return []
+        hits = searcher.search(tantivy.Query.boolean_query(terms), limit, count=False).hits
+        chunks = searcher.fast_field_values("chunk", [address for _, address in hits])
+        return [(int(chunk), float(score)) for (score, _), chunk in zip(hits, chunks, strict=True)]
+
+    def count(self) -> int | None:
+        """Chunks the index holds, or None when there is no readable index."""
+        self._reload()
+        return None if self._index is None else self._index.searcher().num_docs - 1
+
+    def position(self) -> int | None:
+        """The log position the index matches, or None when there is no readable index."""
+        self._reload()
+        return self._position
+
+    def _reload(self) -> None:
+        try:
+            if self._index is None:
+                if not self.folder.is_dir() or not tantivy.Index.exists(str(self.folder)):
+                    return
+                self._index = self._open()
+            self._index.reload()
+            self._position = self._read_position(self._index)
+        except (OSError, ValueError) as error:  # damaged: FTS5 answers until it is rebuilt
+            log.warning("The keyword index %s cannot be read (%s); FTS5 answers meanwhile, and "
+                        "the next index run rebuilds it.", self.folder, error)  # fmt: skip
+            self._index, self._position = None, None
+
+    def _open(self) -> tantivy.Index:
+        index = tantivy.Index(self.schema, path=str(self.folder), reuse=True)
+        index.config_reader(reload_policy="Manual", num_warmers=0)
+        return index
+
+    def _read_position(self, index: tantivy.Index) -> int | None:
+        searcher = index.searcher()
+        found = searcher.search(tantivy.Query.term_query(self.schema, "chunk", _POSITION), 1)
+        if not found.hits:
+            return None
+        (position,) = searcher.fast_field_values("position", [found.hits[0][1]])
+        return int(position)
+
+    # Writing (with the home's writer lock held).
+
+    def catch_up(self, db: Database, progress: Progress = NO_PROGRESS) -> int:
+        """Apply the chunks changed since the index's position; build the index from SQL when
+        there is none, it cannot be read, or the changes it lacks are no longer logged.
+        Returns the number of chunks written or deleted."""
+        applied = self.position()
+        with db.read() as session:
+            wanted = log_position(session)
+            oldest = session.execute(text("SELECT min(seq) FROM keyword_log")).scalar()
+            if applied is None or applied > wanted or (oldest or wanted + 1) > applied + 1:
+                return self._rebuild(db, session, wanted, progress)
+            if applied == wanted:
+                self._forget(db, applied)  # rows a crash left after the commit
+                return 0
+            touched = list(
+                session.scalars(
+                    text("SELECT DISTINCT chunk_id FROM keyword_log WHERE seq > :applied"),
+                    {"applied": applied},
+                )
+            )
+            writer = self._writer()
+            writer.delete_documents_by_query(
+                tantivy.Query.term_set_query(self.schema, "chunk", [_POSITION, *touched])
+            )
+            for start in range(0, len(touched), _BATCH):
+                self._add_chunks(writer, session, Chunk.id.in_(touched[start : start + _BATCH]))
+            self._commit(writer, wanted)
+        self._forget(db, wanted)
+        return len(touched)
+
+    def rebuild(self, db: Database, progress: Progress = NO_PROGRESS) -> int:
+        """Index every chunk again from SQL; returns how many."""
+        with db.read() as session:
+            return self._rebuild(db, session, log_position(session), progress)
+
+    def _rebuild(self, db: Database, session: Session, position: int, progress: Progress) -> int:
+        self._index, self._position = None, None
+        shutil.rmtree(self.folder, ignore_errors=True)  # damaged or outdated: made anew
+        self.folder.mkdir(parents=True, exist_ok=True)
+        writer = self._writer()
+        total = session.scalar(select(func.count(Chunk.id))) or 0
+        done = last = 0
+        while added := self._add_chunks(writer, session, Chunk.id > last, limit=_BATCH):
+            done, last = done + len(added), added[-1]
+            progress.report("build the keyword index", done, total, unit="chunk")
+        self._commit(writer, position)
+        self._forget(db, position)
+        return done
+
+    def _add_chunks(  # type: ignore[no-untyped-def]
+        self, writer: tantivy.IndexWriter, session: Session, where, limit: int | None = None
+    ) -> list[int]:
+        rows = session.execute(
+            select(Chunk.id, Document.title, Chunk.text)
+            .join(Document, Document.id == Chunk.document_id)
+            .where(where)
+            .order_by(Chunk.id)
+            .limit(limit)
+        ).all()
+        for chunk_id, title, body in rows:
+            text_words = " ".join(words(f"{title or ''}\n{body}"))
+            writer.add_document(tantivy.Document(chunk=chunk_id, body=text_words))
+        return [chunk_id for chunk_id, _, _ in rows]
+
+    def _writer(self) -> tantivy.IndexWriter:
+        if self._index is None:
+            self._index = self._open()
+        return self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+
+    def _commit(self, writer: tantivy.IndexWriter, position: int) -> None:
+        """The changes and the new position, in one commit; then let go of the writer."""
+        writer.add_document(tantivy.Document(chunk=_POSITION, position=position))
+        crash_point("keyword-commit")
+        writer.commit()
+        writer.wait_merging_threads()  # and the writer's lock is released
+        self._reload()
+
+    @staticmethod
+    def _forget(db: Database, position: int) -> None:
+        """Delete the log rows the index has applied."""
+        with db.write() as session:
+            session.execute(text("DELETE FROM keyword_log WHERE seq <= :p"), {"p": position})
