@@ -126,9 +126,8 @@ def best_chunk_per_document(
     if not ranked_chunks:
         return []
     ids = [chunk_id for chunk_id, _ in ranked_chunks]
-    owner = dict(
-        session.execute(select(Chunk.id, Chunk.document_id).where(Chunk.id.in_(ids))).all()
-    )
+    statement = select(Chunk.id, Chunk.document_id).where(Chunk.id.in_(ids))
+    owner = dict(session.connection().execute(statement).all())  # Core: see Database.revision
     seen: set[int] = set()
     documents = []
     for chunk_id, score in ranked_chunks:
@@ -431,18 +430,22 @@ class Searcher:
         if not ranked:
             return []
         chunk_ids = [chunk_id for _, chunk_id, _ in ranked]
-        rows = session.execute(
-            select(
-                Chunk.id,
-                Chunk.text,
-                Document.id,
-                Document.path,
-                Document.external_id,
-                Document.title,
+        rows = (
+            session.connection()  # Core: see Database.revision
+            .execute(
+                select(
+                    Chunk.id,
+                    Chunk.text,
+                    Document.id,
+                    Document.path,
+                    Document.external_id,
+                    Document.title,
+                )
+                .join(Document, Chunk.document_id == Document.id)
+                .where(Chunk.id.in_(chunk_ids))
             )
-            .join(Document, Chunk.document_id == Document.id)
-            .where(Chunk.id.in_(chunk_ids))
-        ).all()
+            .all()
+        )
         by_chunk = {row[0]: row for row in rows}
         vectors = {}
         if query_vector is not None and self._index is not None:

@@ -96,10 +96,14 @@ def make_snippet(text: str, query: str, width: int = 280) -> str:
     start = 0
     if matches and len(text) > width:
         best, best_count = matches[0].start(), 0
+        ends = [match.end() for match in matches]  # rising: the matches do not overlap
+        last = 0  # past the last match that ends within the window starting at match i
         for i, match in enumerate(matches):
-            count = sum(1 for m in matches[i:] if m.end() <= match.start() + width)
-            if count > best_count:
-                best, best_count = match.start(), count
+            last = max(last, i)
+            while last < len(ends) and ends[last] <= match.start() + width:
+                last += 1
+            if last - i > best_count:
+                best, best_count = match.start(), last - i
         start = max(0, best - width // 4)
         # Start on a word boundary.
         if start > 0:

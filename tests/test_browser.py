@@ -56,17 +56,25 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.fixture
+def postgres_server_ui(postgres_url: str, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
+    """`searchapp --database-url URL ui` with a fresh home; yields (url, home, database url)."""
+    for url, home in _serve(tmp_path, tmp_path / "home", "--database-url", postgres_url):
+        yield url, home, postgres_url
+
+
+@pytest.fixture
 def sample_server(sample_home: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`searchapp ui` over a copy of the indexed sample home; yields (url, home)."""
     shutil.copytree(sample_home.home, tmp_path / "home")
     yield from _serve(tmp_path, tmp_path / "home")
 
 
-def _serve(tmp_path: Path, home: Path) -> Iterator[tuple[str, Path]]:
+def _serve(tmp_path: Path, home: Path, *options: str) -> Iterator[tuple[str, Path]]:
     port = _free_port()
     log = (tmp_path / "ui.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "searchapp.cli", "--home", str(home), "ui", "--port", str(port)],
+        [sys.executable, "-m", "searchapp.cli", "--home", str(home), *options, "ui",
+         "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -127,6 +135,20 @@ def _idle(page: Page) -> None:
 
 def test_index_search_and_thumbs_up_in_a_real_browser(server: tuple[str, Path], page: Page) -> None:
     url, home = server
+    _index_search_and_vote(page, url, Settings.load(home).database_url)
+
+
+def test_the_ui_works_the_same_on_postgresql(
+    postgres_server_ui: tuple[str, Path, str], page: Page
+) -> None:
+    url, home, database_url = postgres_server_ui
+    _index_search_and_vote(page, url, database_url)
+    assert not list(home.glob("*.db"))  # everything went to the server
+
+
+def _index_search_and_vote(page: Page, url: str, database_url: str) -> None:
+    """Index the sample from the Index page, search it, give the expected result a 👍, and
+    find that 👍 in the store."""
     page.goto(url)
     expect(page.get_by_text("searchapp").first).to_be_visible(timeout=120_000)
 
@@ -159,7 +181,7 @@ def test_index_search_and_thumbs_up_in_a_real_browser(server: tuple[str, Path], 
     page.get_by_role("button", name="👍").nth(position).click()
     expect(page.get_by_text("Recorded: 👍 relevant")).to_be_visible(timeout=60_000)
 
-    db = Database(Settings.load(home).database_url)
+    db = Database(database_url)
     with db.read() as session:
         stored = (
             session.query(Feedback.query, Document.path, Feedback.label)

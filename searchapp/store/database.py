@@ -190,7 +190,9 @@ class Database:
         )
 
     def revision(self, session: Session) -> int:
-        return session.execute(select(StoreState.revision)).scalar_one()
+        # Core, not ORM, execution: asked before every search, where the ORM's layer costs more
+        # than the query itself.
+        return session.connection().execute(select(StoreState.revision)).scalar_one()
 
 
 def _configure_sqlite(engine: Engine) -> None:

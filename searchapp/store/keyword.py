@@ -95,9 +95,9 @@ class PostgresKeywords:
     """PostgreSQL full-text search, ranked by BM25 as FTS5 ranks (k1 1.2, b 0.75, FTS5's idf):
     the query's lexemes (English stemming and stopwords, by ``to_tsquery``) are looked up in the
     inverted index ``chunk_postings``, and one statement scores the chunks holding any of them
-    from each lexeme's count in the chunk, the chunk's length in tokens and the lexeme's
-    document frequency. The collection's size and mean length are read again only when the
-    store's revision moves."""
+    from each lexeme's count in the chunk, the chunk's length in tokens (kept in the posting,
+    migration 0006: read from an index alone) and the lexeme's document frequency. The
+    collection's size and mean length are read again only when the store's revision moves."""
 
     K1, B = 1.2, 0.75
 
@@ -140,9 +140,8 @@ class PostgresKeywords:
                 "WITH q(lexeme, idf) AS "
                 "(SELECT * FROM unnest(CAST(:words AS text[]), CAST(:idf AS float8[]))) "
                 "SELECT p.chunk_id, sum(q.idf * p.tf * (:k1 + 1) / "
-                "(p.tf + :k1 * (1 - :b + :b * t.tokens / :mean))) AS score "
+                "(p.tf + :k1 * (1 - :b + :b * p.tokens / :mean))) AS score "
                 "FROM q JOIN chunk_postings AS p ON p.lexeme = q.lexeme "
-                "JOIN chunk_terms AS t ON t.chunk_id = p.chunk_id "
                 "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT :limit"
             ),
             {"words": words, "idf": idf, "k1": self.K1, "b": self.B, "mean": mean,
@@ -171,8 +170,9 @@ class PostgresKeywords:
         )
         session.execute(
             text(
-                "INSERT INTO chunk_postings (lexeme, chunk_id, tf) SELECT u.lexeme, t.chunk_id, "
-                "cardinality(u.positions) FROM chunk_terms AS t, unnest(t.terms) AS u"
+                "INSERT INTO chunk_postings (lexeme, chunk_id, tf, tokens) SELECT u.lexeme, "
+                "t.chunk_id, cardinality(u.positions), t.tokens "
+                "FROM chunk_terms AS t, unnest(t.terms) AS u"
             )
         )
 

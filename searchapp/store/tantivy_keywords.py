@@ -121,7 +121,7 @@ class TantivyKeywords:
         # Not deduplicated: "mite" and "mites" are two terms of FTS5's query, one stem twice.
         terms_of_query = words(" ".join(content_terms(query)[:_MAX_QUERY_TERMS]))
         searcher = self._index.searcher()
-        chunks = searcher.num_docs - 1
+        total = searcher.num_docs - 1  # less the position's document
         terms = []
         for word in terms_of_query:
             found = searcher.doc_freq("body", word)
@@ -129,10 +129,10 @@ class TantivyKeywords:
                 # Tantivy weighs a term by ln(1 + (N - n + 0.5) / (n + 0.5)), FTS5 (and the
                 # blend's fitted weights) by ln((N - n + 0.5) / (n + 0.5)): frequent terms count
                 # for almost nothing there. Rescaled to FTS5's weight, as a boost.
-                ratio = (chunks - found + 0.5) / (found + 0.5)
+                ratio = (total - found + 0.5) / (found + 0.5)
                 boost = max(math.log(ratio), 1e-6) / math.log1p(ratio)
-                query = tantivy.Query.term_query(self.schema, "body", word)
-                terms.append((tantivy.Occur.Should, tantivy.Query.boost_query(query, boost)))
+                term = tantivy.Query.term_query(self.schema, "body", word)
+                terms.append((tantivy.Occur.Should, tantivy.Query.boost_query(term, boost)))
         if not terms:
             return []
         hits = searcher.search(tantivy.Query.boolean_query(terms), limit, count=False).hits

@@ -195,8 +195,13 @@ class VectorIndex:
         """Top ``k`` (scores, chunk ids) per query; missing slots have id -1."""
         k = max(1, min(k, len(self))) if len(self) else 1
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if self.kind == "flat" and len(self) and len(queries) < _BLAS_QUERIES:
+        few = len(queries) < _BLAS_QUERIES
+        if self.kind == "flat" and len(self) and few:
             return self._flat_search(queries, k)
+        if self.kind == "ivf":
+            # A few queries: the cores share each query's lists (1) instead of taking a query
+            # each (0), twice as fast for one query on 2 cores at a million vectors.
+            self.index.parallel_mode = 1 if few else 0
         return self.index.search(queries, k)
 
     def _flat_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -243,15 +248,19 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, *, checksum: str, count: int, dimension: int) -> VectorIndex:
-        """Read a saved index, refusing one whose bytes or size disagree with SQL's record."""
+        """Read a saved index, refusing one whose bytes or size disagree with SQL's record.
+
+        The file is hashed as a stream and then read by FAISS: never two copies in memory (at a
+        million vectors, 1.5 GB each)."""
         try:
-            data = path.read_bytes()
+            with path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
         except FileNotFoundError:
             raise CorruptIndexError(f"index file {path.name} is missing") from None
-        if hashlib.sha256(data).hexdigest() != checksum:
+        if digest != checksum:
             raise CorruptIndexError(f"index file {path.name} fails its checksum")
-        try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        try:  # saved files are never rewritten in place: these are the bytes just hashed
+            index = faiss.read_index(str(path))
         except RuntimeError as error:
             raise CorruptIndexError(f"index file {path.name} cannot be read: {error}") from None
         if index.ntotal != count or index.d != dimension:
