@@ -371,7 +371,6 @@ class IndexWriter:
             except Exception as error:  # a full disk, say: the error in flight is the one to show
                 log.warning("The vector index file was not saved (%s); the next run catches up "
                             "from SQL.", error)  # fmt: skip
-        self._catch_up_keywords()
 
     def add(self, document: SourceDocument, source_id: int, replaces: int | None = None) -> int:
         """Queue ``document`` (replacing document ``replaces``); returns its number of chunks."""

@@ -188,7 +188,8 @@ class TantivyKeywords:
             if applied is None or applied > wanted or (oldest or wanted + 1) > applied + 1:
                 return self._rebuild(db, session, wanted, progress)
             if applied == wanted:
-                self._forget(db, applied)  # rows a crash left after the commit
+                if oldest is not None:
+                    self._forget(db, applied)  # rows a crash left after the commit
                 return 0
             touched = list(
                 session.scalars(
