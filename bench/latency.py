@@ -2,8 +2,8 @@
 
 Each query goes through ``Searcher.search`` on its own, as a user's query does, after a warm-up.
 The breakdown times each part of the query path per mode (median ms per query): the query encode,
-the vector search, the keyword index (Tantivy, or FTS5), the SQL that maps chunks to documents,
-and the results' SQL and snippets.
+the vector search, the keyword index (Tantivy, or FTS5), the SQL that reads the candidate chunks
+(their documents, and their text when one ranking is shown), and the results and their snippets.
 
     python bench/latency.py --home HOME_WITH_SCIFACT [--beir ../shared/datasets/scifact]
 """
@@ -71,14 +71,14 @@ def profile(searcher: Searcher, texts: list[str], mode: str, k: int) -> dict[str
     """Median milliseconds per query spent in each part of the query path."""
     encoder, index = searcher.encoder, searcher.vector_index
     assert index is not None
-    parts = ("encode", "vector search", "keywords", "chunks to documents", "results and snippets")
+    parts = ("encode", "vector search", "keywords", "chunk rows", "results and snippets")
     per_query: dict[str, list[float]] = {part: [] for part in (*parts, "other", "total")}
     spent: dict[str, float] = dict.fromkeys(parts, 0.0)
     patches = [
         (encoder, "encode", "encode"),
         (index, "search", "vector search"),
         (searcher.keywords, "search", "keywords"),
-        (search_module, "best_chunk_per_document", "chunks to documents"),
+        (search_module, "chunk_rows", "chunk rows"),
         (searcher, "_results", "results and snippets"),
     ]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]

@@ -119,23 +119,53 @@ def answer_json(query: str, mode: str, results: Sequence[SearchResult]) -> dict[
     return {"query": query, "mode": mode, "results": [r.to_json() for r in results]}
 
 
+# What a result shows of its chunk and document, by chunk id; and which document owns a chunk.
+_ROWS_SQL = (
+    "SELECT chunks.id, chunks.document_id, chunks.text, documents.path, documents.external_id, "
+    "documents.title FROM chunks JOIN documents ON documents.id = chunks.document_id "
+    "WHERE chunks.id IN ({})"
+)
+_OWNERS_SQL = "SELECT id, document_id FROM chunks WHERE id IN ({})"
+
+
+def chunk_rows(
+    session: Session, chunk_ids: Sequence[int], *, text: bool = True
+) -> dict[int, Sequence]:
+    """By chunk id, the chunks that still exist: (id, document id, text, path, external id,
+    title), or only (id, document id) without ``text``.
+
+    One statement, handed to the driver as written: on a search's path SQLAlchemy's compiling
+    of an ``IN`` list and its result layer cost three times the query itself (SQLite's ``?``
+    markers, psycopg's ``%s``)."""
+    ids = tuple(dict.fromkeys(chunk_ids))
+    if not ids:
+        return {}
+    connection = session.connection()
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    sql = (_ROWS_SQL if text else _OWNERS_SQL).format(", ".join([marker] * len(ids)))
+    return {row[0]: row for row in connection.exec_driver_sql(sql, ids)}
+
+
 def best_chunk_per_document(
-    session: Session, ranked_chunks: Sequence[tuple[int, float]]
+    session: Session,
+    ranked_chunks: Sequence[tuple[int, float]],
+    rows: dict[int, Sequence] | None = None,
 ) -> list[tuple[int, int, float]]:
-    """Collapse (chunk id, score) pairs, best first, into (document id, chunk id, score)."""
+    """Collapse (chunk id, score) pairs, best first, into (document id, chunk id, score).
+
+    ``rows`` (from ``chunk_rows``) say which document owns each chunk; read when not given."""
     if not ranked_chunks:
         return []
-    ids = [chunk_id for chunk_id, _ in ranked_chunks]
-    statement = select(Chunk.id, Chunk.document_id).where(Chunk.id.in_(ids))
-    owner = dict(session.connection().execute(statement).all())  # Core: see Database.revision
+    if rows is None:
+        rows = chunk_rows(session, [chunk_id for chunk_id, _ in ranked_chunks], text=False)
     seen: set[int] = set()
     documents = []
     for chunk_id, score in ranked_chunks:
-        document_id = owner.get(chunk_id)
-        if document_id is None or document_id in seen:
+        row = rows.get(chunk_id)
+        if row is None or row[1] in seen:
             continue  # a chunk deleted since the vector index was refreshed, or a weaker chunk
-        seen.add(document_id)
-        documents.append((document_id, chunk_id, score))
+        seen.add(row[1])
+        documents.append((row[1], chunk_id, score))
     return documents
 
 
@@ -326,45 +356,54 @@ class Searcher:
             if allowed is not None:
                 depth *= 4  # filtered-out documents leave room for others
             texts = [query.strip() for query in queries]
-            dense: list[list[tuple[int, int, float]]] = [[] for _ in queries]
-            keyword: list[list[tuple[int, int, float]]] = [[] for _ in queries]
+            dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+            keyword: list[list[tuple[int, float]]] = [[] for _ in queries]
             vectors = None
             encoding = None
-            if mode in ("dense", "hybrid") and any(texts):
-                # Encoded in a thread while FTS5 answers (both release the GIL): hybrid waits
-                # for the slower of the two, not for their sum.
+            if mode == "dense" and any(texts):
+                vectors = self._query_encoder().encode([text or " " for text in texts])
+            elif mode == "hybrid" and any(texts):
+                # Encoded in a thread while the keyword index answers (both release the GIL):
+                # hybrid waits for the slower of the two, not for their sum.
                 encoder = self._query_encoder()
                 encoding = self._encoding_thread.submit(
                     encoder.encode, [text or " " for text in texts]
                 )
             if mode in ("keyword", "hybrid"):
-                keyword = [
-                    best_chunk_per_document(
-                        session, self.keywords.search(session, query, depth * _CHUNKS_PER_DOCUMENT)
-                    )
-                    for query in queries
-                ]
+                limit = depth * _CHUNKS_PER_DOCUMENT
+                keyword = [self.keywords.search(session, query, limit) for query in queries]
             if encoding is not None:
                 vectors = encoding.result()
+            if vectors is not None:
                 dense = [
-                    self._dense(session, vector, depth) if text else []
+                    self._dense_chunks(session, vector, depth) if text else []
                     for text, vector in zip(texts, vectors, strict=True)
                 ]
             answers = []
             for i, query in enumerate(queries):
+                # One statement for both rankings' chunks. A single ranking holds about a page of
+                # them: their text comes too, and the results need no second statement.
+                candidates = [chunk_id for chunk_id, _ in dense[i]]
+                candidates += [chunk_id for chunk_id, _ in keyword[i]]
+                rows = chunk_rows(session, candidates, text=mode != "hybrid")
+                dense_ranked = best_chunk_per_document(session, dense[i], rows)
+                keyword_ranked = best_chunk_per_document(session, keyword[i], rows)
                 if mode == "dense":
-                    ranked = dense[i]
+                    ranked = dense_ranked
                 elif mode == "keyword":
-                    ranked = keyword[i]
+                    ranked = keyword_ranked
                 elif fusion == "rrf":
-                    ranked = reciprocal_rank_fusion([dense[i], keyword[i]])
+                    ranked = reciprocal_rank_fusion([dense_ranked, keyword_ranked])
                 else:
                     weight = self.dense_weight if dense_weight is None else dense_weight
-                    ranked = score_blend(dense[i], keyword[i], weight)
+                    ranked = score_blend(dense_ranked, keyword_ranked, weight)
                 if allowed is not None:
                     ranked = [item for item in ranked if item[0] in allowed]
                 vector = vectors[i] if vectors is not None else None
-                answers.append(self._results(session, query, ranked[:k], vector))
+                page = ranked[:k]
+                if mode == "hybrid":
+                    rows = chunk_rows(session, [chunk_id for _, chunk_id, _ in page])
+                answers.append(self._results(session, query, page, rows, vector))
             return answers
 
     def more_like_this(self, document_id: int, k: int = DEFAULT_RESULTS) -> list[SearchResult]:
@@ -378,9 +417,11 @@ class Searcher:
                 return []
             query = np.mean(vectors, axis=0)
             query /= np.linalg.norm(query) or 1.0
-            ranked = [item for item in self._dense(session, query, k + 1) if item[0] != document_id]
+            ranked = best_chunk_per_document(session, self._dense_chunks(session, query, k + 1))
+            ranked = [item for item in ranked if item[0] != document_id][:k]
             title = session.scalar(select(Document.title).where(Document.id == document_id))
-            return self._results(session, title or "", ranked[:k], query)
+            rows = chunk_rows(session, [chunk_id for _, chunk_id, _ in ranked])
+            return self._results(session, title or "", ranked, rows, query)
 
     def matching_chunks(
         self, document_ids: Sequence[int], query: str, n: int = 3
@@ -408,54 +449,40 @@ class Searcher:
             for i, found in scored.items()
         }
 
-    def _dense(
+    def _dense_chunks(
         self, session: Session, vector: np.ndarray, depth: int
-    ) -> list[tuple[int, int, float]]:
+    ) -> list[tuple[int, float]]:
+        """The best chunks for ``depth`` documents, as (chunk id, similarity), best first."""
         assert self._index is not None
         if not len(self._index):
             return []
         scores, ids = self._index.search(
             vector[None, :], depth * _CHUNKS_PER_DOCUMENT, session=session
         )
-        ranked = [(int(c), float(s)) for c, s in zip(ids[0], scores[0], strict=True) if c >= 0]
-        return best_chunk_per_document(session, ranked)
+        return [(int(c), float(s)) for c, s in zip(ids[0], scores[0], strict=True) if c >= 0]
 
     def _results(
         self,
         session: Session,
         query: str,
         ranked: Sequence[tuple[int, int, float]],
+        rows: dict[int, Sequence],
         query_vector: np.ndarray | None = None,
     ) -> list[SearchResult]:
+        """``ranked``'s documents as results; ``rows`` (``chunk_rows``, text included) hold
+        their chunks."""
         if not ranked:
             return []
         chunk_ids = [chunk_id for _, chunk_id, _ in ranked]
-        rows = (
-            session.connection()  # Core: see Database.revision
-            .execute(
-                select(
-                    Chunk.id,
-                    Chunk.text,
-                    Document.id,
-                    Document.path,
-                    Document.external_id,
-                    Document.title,
-                )
-                .join(Document, Chunk.document_id == Document.id)
-                .where(Chunk.id.in_(chunk_ids))
-            )
-            .all()
-        )
-        by_chunk = {row[0]: row for row in rows}
         vectors = {}
         if query_vector is not None and self._index is not None:
             vectors = self._index.vectors_of(chunk_ids, session=session)
         results = []
         for document_id, chunk_id, score in ranked:
-            row = by_chunk.get(chunk_id)
+            row = rows.get(chunk_id)
             if row is None:
                 continue
-            _, chunk_text, _, path, external_id, title = row
+            _, _, chunk_text, path, external_id, title = row
             similarity = None
             if (chunk_vector := vectors.get(chunk_id)) is not None:
                 similarity = float(chunk_vector @ query_vector)

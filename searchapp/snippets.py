@@ -77,7 +77,10 @@ def _stem(term: str) -> str:
 
 
 @lru_cache(maxsize=64)  # the same query highlights every result of its page
-def _highlight_pattern(query: str) -> re.Pattern[str] | None:
+def _highlight_pattern(query: str, ignore_case: bool = False) -> re.Pattern[str] | None:
+    """Words starting with one of the query's stems. Matched against lower-cased text: Python's
+    regular expressions run faster without ``IGNORECASE``, which is kept for the rare text whose
+    lower-casing changes its length (so that positions would not carry over)."""
     stems = []
     for term in content_terms(query):
         if len(term) >= 2:
@@ -85,25 +88,34 @@ def _highlight_pattern(query: str) -> re.Pattern[str] | None:
     if not stems:
         return None
     stems.sort(key=len, reverse=True)
-    return re.compile(r"\b(?:" + "|".join(stems) + r")\w*", re.IGNORECASE | re.UNICODE)
+    flags = re.UNICODE | (re.IGNORECASE if ignore_case else 0)
+    return re.compile(r"\b(?:" + "|".join(stems) + r")\w*", flags)
+
+
+def _matches(text: str, query: str) -> list[tuple[int, int]]:
+    """(start, end) of every highlighted word of ``text``, in order."""
+    folded = text.lower()
+    same_length = len(folded) == len(text)
+    pattern = _highlight_pattern(query, ignore_case=not same_length)
+    if pattern is None:
+        return []
+    return [match.span() for match in pattern.finditer(folded if same_length else text)]
 
 
 def make_snippet(text: str, query: str, width: int = 280) -> str:
     """The ``width``-character window of ``text`` with the most query terms, highlighted."""
     text = _MARKDOWN_HEADING.sub(" ", " " + " ".join(text.split())).strip()
-    pattern = _highlight_pattern(query)
-    matches = list(pattern.finditer(text)) if pattern else []
+    matches = _matches(text, query)
     start = 0
     if matches and len(text) > width:
-        best, best_count = matches[0].start(), 0
-        ends = [match.end() for match in matches]  # rising: the matches do not overlap
+        best, best_count = matches[0][0], 0
         last = 0  # past the last match that ends within the window starting at match i
-        for i, match in enumerate(matches):
+        for i, (match_start, _) in enumerate(matches):
             last = max(last, i)
-            while last < len(ends) and ends[last] <= match.start() + width:
-                last += 1
+            while last < len(matches) and matches[last][1] <= match_start + width:
+                last += 1  # the ends rise: the matches do not overlap
             if last - i > best_count:
-                best, best_count = match.start(), last - i
+                best, best_count = match_start, last - i
         start = max(0, best - width // 4)
         # Start on a word boundary.
         if start > 0:
@@ -113,9 +125,13 @@ def make_snippet(text: str, query: str, width: int = 280) -> str:
     if end < len(text):
         space = text.rfind(" ", start, end)
         end = space if space > start else end
-    window = text[start:end]
-    if pattern:
-        window = pattern.sub(lambda m: f"**{m.group(0)}**", window)
+    parts, at = [], start
+    for match_start, match_end in matches:  # those in the window, cut at its end
+        if start <= match_start < end:
+            match_end = min(match_end, end)
+            parts += [text[at:match_start], "**", text[match_start:match_end], "**"]
+            at = match_end
+    parts.append(text[at:end])
     prefix = "…" if start > 0 else ""
     suffix = "…" if end < len(text) else ""
-    return f"{prefix}{window}{suffix}"
+    return prefix + "".join(parts) + suffix

@@ -28,6 +28,13 @@ def test_a_long_passage_is_cut_around_the_densest_run_of_matches() -> None:
     assert "  " not in snippet and not snippet[1].isspace()  # starts on a word
 
 
+def test_highlights_ignore_case_even_where_lower_casing_changes_the_text_length() -> None:
+    assert make_snippet("Varroa MITES are bad", "mites") == "Varroa **MITES** are bad"
+    # "İ" lower-cases to two characters: positions in the lower-cased text would be off by one.
+    snippet = make_snippet("İstanbul keeps Mites and MITES", "mites istanbul")
+    assert snippet == "**İstanbul** keeps **Mites** and **MITES**"
+
+
 def test_no_match_gives_the_start_of_the_passage_and_markdown_headings_are_dropped() -> None:
     snippet = make_snippet("## Cold brew\n\nSteep coarse grounds for a day.", "espresso")
     assert snippet == "Cold brew Steep coarse grounds for a day."

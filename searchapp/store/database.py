@@ -29,6 +29,7 @@ SET_UP_LOCK_KEY = 0x5EA7C4A9A
 
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_REVISION_SQL = "SELECT revision FROM store_state"
 
 
 def is_storage_full(error: BaseException) -> bool:
@@ -190,9 +191,9 @@ class Database:
         )
 
     def revision(self, session: Session) -> int:
-        # Core, not ORM, execution: asked before every search, where the ORM's layer costs more
-        # than the query itself.
-        return session.connection().execute(select(StoreState.revision)).scalar_one()
+        # Handed to the driver as written: asked before every search, where SQLAlchemy's layers
+        # cost more than the query itself.
+        return session.connection().exec_driver_sql(_REVISION_SQL).scalar_one()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -206,6 +207,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # A page cache of up to 64 MiB per connection (SQLite's default is 2 MiB): at a million
+        # chunks the default evicts the tables' inner pages between searches, and reading one
+        # page of results took twice as long (docs/benchmarks.md, Latency against size).
+        cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
 
     @event.listens_for(engine, "begin")

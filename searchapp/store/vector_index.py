@@ -56,13 +56,20 @@ EXACT_LIMIT = 50_000
 
 
 def ivf_shape(count: int) -> tuple[int, int]:
-    """(lists, lists probed per query) for an IVF index of ``count`` vectors: about 4 sqrt(n)
-    lists (a power of two, with the 39 training points per list FAISS asks for), and enough of
-    them probed for recall@10 >= 0.95 on SciFact's embeddings (0.977 at 100k vectors)."""
-    lists = 1 << round(math.log2(4 * math.sqrt(max(count, 1))))
+    """(lists, lists probed per query) for an IVF index of ``count`` vectors: about 8 sqrt(n)
+    lists (a power of two, with the 39 training points per list FAISS asks for), 64 of them
+    probed: recall@10 0.98 at 100k vectors of SciFact's clusters, 0.997 at a million
+    (docs/benchmarks.md). More, smaller lists for the same probe scan fewer vectors."""
+    lists = 1 << round(math.log2(8 * math.sqrt(max(count, 1))))
     lists = min(lists, 1 << int(math.log2(max(count // 39, 1))))
-    return lists, min(lists, max(32, lists // 16))
+    return lists, min(lists, _PROBE)
 
+
+_PROBE = 64
+# A query finds its lists through an HNSW graph of the lists' centroids, not by scanning them all:
+# at 8,192 lists that scan was half of a query's search. Wide enough to find the probed lists.
+# Adding vectors still assigns them exactly, in batches (a graph there was 11x slower).
+_GRAPH_NEIGHBOURS, _GRAPH_EF_SEARCH = 32, 128
 
 # Below this many queries FAISS's exact search scans without BLAS, one query per core.
 _BLAS_QUERIES = 20
@@ -79,6 +86,7 @@ class VectorIndex:
     def __init__(self, dimension: int, index: faiss.Index | None = None) -> None:
         self.dimension = dimension
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self._centroid_graph: tuple[faiss.Index, faiss.Index] | None = None  # (of index, graph)
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -139,8 +147,8 @@ class VectorIndex:
             make_ivf = True
         else:
             make_ivf = count >= exact_limit // 2
-            if make_ivf and ivf_shape(count)[0] <= 2 * self.index.nlist:
-                return False
+            if make_ivf and ivf_shape(count)[0] <= self.index.nlist:
+                return False  # rebuilt when it has grown to need twice the lists: 4x the vectors
         ids, vectors = self.vectors()
         self.index = None  # let the old index go before the new one is filled (1.5 GB at 1M)
         self.index = (
@@ -162,6 +170,18 @@ class VectorIndex:
         index.set_direct_map_type(faiss.DirectMap.Hashtable)  # ids, deletes, reconstruct
         index.nprobe = probe
         return index
+
+    def _centroids(self) -> faiss.Index:
+        """The HNSW graph of this IVF index's list centroids, made on first use (0.7 s at 8,192
+        lists) and again after the index is rebuilt."""
+        if self._centroid_graph is None or self._centroid_graph[0] is not self.index:
+            quantizer = faiss.downcast_index(self.index.quantizer)
+            metric = faiss.METRIC_INNER_PRODUCT
+            graph = faiss.IndexHNSWFlat(self.dimension, _GRAPH_NEIGHBOURS, metric)
+            graph.hnsw.efSearch = _GRAPH_EF_SEARCH
+            graph.add(quantizer.reconstruct_n(0, quantizer.ntotal))
+            self._centroid_graph = (self.index, graph)
+        return self._centroid_graph[1]
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
@@ -198,11 +218,13 @@ class VectorIndex:
         few = len(queries) < _BLAS_QUERIES
         if self.kind == "flat" and len(self) and few:
             return self._flat_search(queries, k)
-        if self.kind == "ivf":
-            # A few queries: the cores share each query's lists (1) instead of taking a query
-            # each (0), twice as fast for one query on 2 cores at a million vectors.
-            self.index.parallel_mode = 1 if few else 0
-        return self.index.search(queries, k)
+        if self.kind == "flat":
+            return self.index.search(queries, k)
+        # A few queries: the cores share each query's lists (1) instead of taking a query each
+        # (0), twice as fast for one query on 2 cores at a million vectors.
+        self.index.parallel_mode = 1 if few else 0
+        centroid_scores, lists = self._centroids().search(queries, self.index.nprobe)
+        return self.index.search_preassigned(queries, k, lists, centroid_scores)
 
     def _flat_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact search of a few queries as one matrix product over the stored vectors (a view,
