@@ -6,9 +6,15 @@ Each arm is a fresh process, timed from start to exit, alternately, ``--rounds``
            time includes making the model's ONNX export for queries (a first run on a machine);
   script:  import sentence-transformers, load the model, cut each document into 254-token windows
            (the chunker's size, no overlap), encode them (batch 64).
-Prints one JSON object: each round's seconds, the best of each arm and their ratio.
+With ``--breakdown``, two more arms show where the command's time goes:
+  command without export: the same command with ``SEARCHAPP_QUERY_BACKEND=generation``, which
+           makes no export (queries then run on the generation's own backend);
+  bf16 script: the bare script with the model in bfloat16, the default backend's arithmetic
+           with nothing around it (the floor for the command on this backend).
+Prints one JSON object: each round's seconds, the best of each arm and the command's speed-up.
 
-    python bench/index_speed.py [--beir ../shared/datasets/scifact] [--docs 1000] [--rounds 2]
+    python bench/index_speed.py [--beir ../shared/datasets/scifact] [--docs 1000] [--rounds 2] \
+        [--breakdown]
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,9 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 import json, sys
+import torch
 from sentence_transformers import SentenceTransformer
 from searchapp.encoder import bundled_model_path
 model = SentenceTransformer(str(bundled_model_path()), device="cpu")
+if sys.argv[2] == "bf16":
+    model.to(torch.bfloat16)
 model.max_seq_length = 256
 tokenizer = model.tokenizer
 texts = []
@@ -56,23 +66,36 @@ def main() -> None:
     parser.add_argument("--beir", type=Path, default=REPO.parent / "shared/datasets/scifact")
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also: the command without export, bf16 script"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="searchapp-index-speed-"))
     corpus = work / "corpus"
     write_corpus(corpus, itertools.islice(read_corpus(args.beir), args.docs))
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    rounds: dict[str, list[float]] = {"command": [], "script": []}
+    arms = ["command", "script"]
+    if args.breakdown:
+        arms += ["command without export", "bf16 script"]
+    rounds: dict[str, list[float]] = {arm: [] for arm in arms}
     for n in range(args.rounds):
-        home, cache = work / f"home-{n}", work / f"cache-{n}"
-        seconds, _ = _timed(
-            [sys.executable, "-m", "searchapp.cli", "--home", str(home), "index", "--beir",
-             str(corpus), "--quiet"],
-            {**env, "SEARCHAPP_CACHE": str(cache)},
-        )  # fmt: skip
-        rounds["command"].append(round(seconds, 1))
-        seconds, windows = _timed([sys.executable, "-c", SCRIPT, str(corpus / "corpus.jsonl")], env)
-        rounds["script"].append(round(seconds, 1))
+        for arm in arms:
+            home, cache = work / f"home-{n}-{arms.index(arm)}", work / f"cache-{n}"
+            if arm.startswith("command"):
+                shutil.rmtree(cache, ignore_errors=True)
+                queries = "generation" if "without" in arm else "onnx-int8"
+                seconds, _ = _timed(
+                    [sys.executable, "-m", "searchapp.cli", "--home", str(home), "index",
+                     "--beir", str(corpus), "--quiet"],
+                    {**env, "SEARCHAPP_CACHE": str(cache), "SEARCHAPP_QUERY_BACKEND": queries},
+                )  # fmt: skip
+            else:
+                precision = "bf16" if arm.startswith("bf16") else "fp32"
+                seconds, windows = _timed(
+                    [sys.executable, "-c", SCRIPT, str(corpus / "corpus.jsonl"), precision], env
+                )
+            rounds[arm].append(round(seconds, 1))
         print(f"round {n + 1}: {rounds}", file=sys.stderr)
     best = {arm: min(times) for arm, times in rounds.items()}
     print(json.dumps({

@@ -131,6 +131,13 @@ def test_the_gate_promotes_only_a_gain_it_is_confident_of() -> None:
                  _metrics({q: 0.9 for q in list(before)[:4]}), TrainingOptions())  # fmt: skip
     assert not few.promote and "too few held-out queries to decide (4" in few.reason
     assert "about 100 judged queries with 10% held out" in few.reason
+    assert "Neither the served model" not in kept.reason
+    # Pairs whose documents no model finds (shuffled, wrong files): the reason says so.
+    lost = {f"q{i}": 0.02 * (i % 2) for i in range(40)}
+    unfound = decide(_metrics(lost), _metrics({q: 0.02 - s for q, s in lost.items()}),
+                     TrainingOptions())  # fmt: skip
+    assert not unfound.promote and "Neither the served model nor the candidate" in unfound.reason
+    assert "check that each pair's document answers its query" in unfound.reason
     forced = decide(_metrics(before), noisy, TrainingOptions(force=True))
     assert forced.promote and forced.reason.startswith("forced: nDCG@10 +0.0050")
     assert not decide(_metrics(before), better, TrainingOptions(min_gain=0.2)).promote

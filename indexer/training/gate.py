@@ -128,8 +128,24 @@ def decide(
     return decision(
         False,
         f"not better with {options.confidence:.0%} confidence: {said}; the candidate is kept "
-        "but not served",
+        f"but not served{_unfound(before, after, comparison)}",
     )
+
+
+# Below this held-out nDCG@10 for both models, the pairs' documents are as good as never found.
+UNFOUND_NDCG = 0.05
+
+
+def _unfound(before: Metrics, after: Metrics, comparison: Comparison) -> str:
+    """A hint when neither model finds the held-out pairs' documents: pairs whose documents do
+    not answer their queries (shuffled, or pointing at the wrong files) teach nothing."""
+    if comparison.queries and max(before.ndcg_at_10, after.ndcg_at_10) < UNFOUND_NDCG:
+        return (
+            f". Neither the served model nor the candidate finds the held-out pairs' documents "
+            f"(nDCG@10 {before.ndcg_at_10:.2f} and {after.ndcg_at_10:.2f}): check that each "
+            "pair's document answers its query"
+        )
+    return ""
 
 
 def _enough(options: TrainingOptions) -> str:
