@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -72,7 +71,7 @@ def main() -> None:
         shutil.copytree(args.base, home)
         argv = [sys.executable, "-m", "searchapp.cli", "--home", str(home), *command, "--json"]
         started = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ})
+        done = subprocess.run(argv, capture_output=True, text=True)
         report = json.loads(done.stdout) if done.stdout.strip() else {}
         results[name] = {
             "command": "searchapp "

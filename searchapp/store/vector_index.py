@@ -86,7 +86,7 @@ class VectorIndex:
     def __init__(self, dimension: int, index: faiss.Index | None = None) -> None:
         self.dimension = dimension
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-        self._centroid_graph: tuple[faiss.Index, faiss.Index] | None = None  # (of index, graph)
+        self._centroid_graph: faiss.Index | None = None  # made on an IVF index's first search
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -150,7 +150,7 @@ class VectorIndex:
             if make_ivf and ivf_shape(count)[0] <= self.index.nlist:
                 return False  # rebuilt when it has grown to need twice the lists: 4x the vectors
         ids, vectors = self.vectors()
-        self.index = None  # let the old index go before the new one is filled (1.5 GB at 1M)
+        self.index = self._centroid_graph = None  # let the old go before the new is filled
         self.index = (
             self._new_ivf(vectors)
             if make_ivf
@@ -173,15 +173,15 @@ class VectorIndex:
 
     def _centroids(self) -> faiss.Index:
         """The HNSW graph of this IVF index's list centroids, made on first use (0.7 s at 8,192
-        lists) and again after the index is rebuilt."""
-        if self._centroid_graph is None or self._centroid_graph[0] is not self.index:
+        lists) and again after ``fit_to_size`` has rebuilt the index."""
+        if self._centroid_graph is None:
             quantizer = faiss.downcast_index(self.index.quantizer)
             metric = faiss.METRIC_INNER_PRODUCT
             graph = faiss.IndexHNSWFlat(self.dimension, _GRAPH_NEIGHBOURS, metric)
             graph.hnsw.efSearch = _GRAPH_EF_SEARCH
             graph.add(quantizer.reconstruct_n(0, quantizer.ntotal))
-            self._centroid_graph = (self.index, graph)
-        return self._centroid_graph[1]
+            self._centroid_graph = graph
+        return self._centroid_graph
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
