@@ -32,7 +32,7 @@ from searchapp.store.schema import Chunk, Embedding, ModelVersion
 from searchapp.versions import encoder_for
 
 REPO = Path(__file__).resolve().parents[1]
-BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8", "openvino")
 RESULTS = REPO / "docs" / "backends.json"
 
 

@@ -9,8 +9,8 @@ Each arm is a fresh process, timed from start to exit, alternately, ``--rounds``
 With ``--breakdown``, two more arms show where the command's time goes:
   command without export: the same command with ``SEARCHAPP_QUERY_BACKEND=generation``, which
            makes no export (queries then run on the generation's own backend);
-  bf16 script: the bare script with the model in bfloat16, the default backend's arithmetic
-           with nothing around it (the floor for the command on this backend).
+  bf16 script: the bare script with the model in bfloat16: PyTorch's fastest arithmetic on a
+           CPU with native bf16, with nothing around it.
 Prints one JSON object: each round's seconds, the best of each arm and the command's speed-up.
 
     python bench/index_speed.py [--beir ../shared/datasets/scifact] [--docs 1000] [--rounds 2] \

@@ -13,10 +13,14 @@ fingerprint) and their vectors agree (docs/benchmarks.md):
   0.7 s instead of 7 s. Without it (it failed, or it was deleted) queries fall back to the fp32
   export, then to the generation's own backend.
 - Where a home moves to a CPU without native bf16, a ``torch-bf16`` generation is served by
-  ``torch`` fp32, whose vectors agree with bf16's to cosine 0.998.
+  ``torch`` fp32, whose vectors agree with bf16's to cosine 0.998, and an ``openvino`` one runs in
+  fp32; where OpenVINO does not load, an ``openvino`` generation is served by ``onnx``, the same
+  export on ONNX Runtime.
 
 ``auto`` is the fastest backend whose SciFact nDCG@10 stays within 0.005 of fp32 on this kind of
-machine (bench/backends.py): ``torch-bf16`` where the CPU has native bf16, else ``torch``.
+machine (bench/backends.py): ``openvino`` wherever OpenVINO Runtime loads (bf16 on CPUs with
+native bf16, fp32 elsewhere, and faster than PyTorch in both), else ``torch-bf16`` where the CPU
+has native bf16, else ``torch``.
 """
 
 from __future__ import annotations
@@ -27,15 +31,21 @@ from pathlib import Path
 
 from searchapp.choices import BACKEND, QUERY_BACKEND
 from searchapp.encoder import Encoder, EncoderSpec
+from searchapp.errors import InvalidOptionError
 from searchapp.progress import NO_PROGRESS, Progress
 
 log = logging.getLogger(__name__)
 
+AUTO = "openvino"  # where OpenVINO Runtime loads; else:
 AUTO_WITH_BF16 = "torch-bf16"
 AUTO_WITHOUT_BF16 = "torch"
+# The backends that run the model version's ONNX export (made once, cached per fingerprint).
+EXPORTED = ("onnx", "onnx-int8", "openvino")
 # How far two encodings of one text may differ, per vector component, on each backend: bf16
 # rounding and int8's per-batch activation scales depend on the other texts in the batch.
-REPEATABLE_WITHIN = {"torch": 1e-4, "onnx": 1e-4, "torch-bf16": 3e-3, "onnx-int8": 3e-2}
+REPEATABLE_WITHIN = {
+    "torch": 1e-4, "onnx": 1e-4, "torch-bf16": 3e-3, "onnx-int8": 3e-2, "openvino": 3e-3,
+}  # fmt: skip
 
 
 @cache
@@ -48,11 +58,28 @@ def has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@cache
+def has_openvino() -> bool:
+    """Does OpenVINO Runtime load here (a dependency, but not built for every platform)?"""
+    try:
+        import openvino  # noqa: F401
+    except Exception:  # an ImportError, or a runtime library that does not load
+        return False
+    return True
+
+
 def resolve(name: str) -> str:
     """The concrete backend for a new generation: ``auto`` chosen, unsupported ones replaced."""
     BACKEND.check(name)
     if name == "auto":
+        if has_openvino():
+            return AUTO
         return AUTO_WITH_BF16 if has_native_bf16() else AUTO_WITHOUT_BF16
+    if name == "openvino" and not has_openvino():
+        raise InvalidOptionError(
+            "The openvino backend needs OpenVINO Runtime, which does not load here: "
+            "`pip install openvino`, or choose --backend torch-bf16 (or torch)."
+        )
     if name == "torch-bf16" and not has_native_bf16():
         log.warning("This CPU has no native bf16: using the torch fp32 backend instead.")
         return "torch"
@@ -65,10 +92,15 @@ def make_encoder(  # type: ignore[no-untyped-def]
     """An encoder of ``spec`` on ``backend`` (``Encoder`` or ``OnnxEncoder``); ONNX exports
     are cached in ``cache_dir`` per fingerprint. ``threads``: ONNX Runtime's per call."""
     BACKEND.check(backend)
-    if backend in ("onnx", "onnx-int8"):
-        from searchapp.onnx_encoder import OnnxEncoder, cached_export
+    if backend == "openvino" and not has_openvino():
+        log.warning("OpenVINO Runtime does not load here: ONNX Runtime runs the same export.")
+        backend = "onnx"
+    if backend in EXPORTED:
+        from searchapp.onnx_encoder import OnnxEncoder, OpenVinoEncoder, cached_export
 
         folder = cached_export(cache_dir, spec, fingerprint, int8=backend == "onnx-int8")
+        if backend == "openvino":
+            return OpenVinoEncoder(spec, folder, threads=threads, bf16=has_native_bf16())
         return OnnxEncoder(spec, folder, threads=threads)
     return Encoder(spec, bf16=backend == "torch-bf16" and has_native_bf16())
 

@@ -69,11 +69,12 @@ LOSS = Choice(
 
 BACKEND = Choice(
     "encoder backend",
-    ("auto", "torch", "torch-bf16", "onnx", "onnx-int8"),
+    ("auto", "torch", "torch-bf16", "onnx", "onnx-int8", "openvino"),
     "auto",
     "what runs the model for a new index generation: auto picks the fastest that keeps quality "
     "here (docs/benchmarks.md); torch (fp32), torch-bf16 (CPUs with native bf16), onnx (ONNX "
-    "Runtime fp32), onnx-int8 (per-channel int8 weights)",
+    "Runtime fp32), onnx-int8 (per-channel int8 weights), openvino (OpenVINO Runtime: bf16 "
+    "where the CPU has it natively, else fp32)",
 )
 
 QUERY_BACKEND = Choice(

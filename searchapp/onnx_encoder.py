@@ -1,4 +1,4 @@
-"""The ONNX Runtime backend: a model version exported once, then run without torch.
+"""The ONNX Runtime and OpenVINO backends: a model version exported once, then run without torch.
 
 ``export`` turns a model version's transformer into ONNX (``torch.onnx.export`` with eager
 attention: offline, and equal to PyTorch to cosine 1.0) and, for ``onnx-int8``, quantizes the
@@ -6,8 +6,10 @@ weights of its matrix products per channel (per-tensor weights lose far more; qu
 token embedding table too cost a fine-tuned model 0.007 nDCG@10 on SciFact, the matrix products
 alone 0.0006). The files are cached per fingerprint in
 the user's cache (``Settings.backends_dir``), with a checksum, and rebuilt when missing or
-damaged. ``OnnxEncoder`` then needs only ``onnxruntime``, ``tokenizers`` and numpy: a query in a
-fresh process does not import torch.
+damaged; the int8 export is quantized from the fp32 one when that is cached. ``OnnxEncoder`` then
+needs only ``onnxruntime``, ``tokenizers`` and numpy: a query in a fresh process does not import
+torch. ``OpenVinoEncoder`` runs the fp32 export on OpenVINO Runtime instead (bf16 on CPUs with
+native bf16): the fastest backend for documents here.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -65,8 +68,9 @@ def cached_export(cache_dir: Path, spec: EncoderSpec, fingerprint: str, int8: bo
     shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    fp32 = existing_export(cache_dir, fingerprint, int8=False) if int8 else None
     try:
-        manifest = _export(spec, work, int8=int8)
+        manifest = _export(spec, work, int8=int8) if fp32 is None else _quantized(fp32, work, spec)
         if manifest["fingerprint"] != fingerprint:
             raise ModelMismatchError(
                 f"The model files now make fingerprint {manifest['fingerprint'][:12]}, not "
@@ -129,20 +133,12 @@ def _export(spec: EncoderSpec, work: Path, *, int8: bool) -> dict[str, object]:
         with _quiet():
             _export_transformer(transformer, names, work / "model-fp32.onnx")
             if int8:
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                quantize_dynamic(
-                    str(work / "model-fp32.onnx"), str(work / "model.onnx"),
-                    per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                )  # fmt: skip
+                _quantize(work / "model-fp32.onnx", work / "model.onnx")
                 (work / "model-fp32.onnx").unlink()
             else:
                 (work / "model-fp32.onnx").rename(work / "model.onnx")
     except Exception as error:  # the exporter's failures are many and not ours to list
-        raise ExportError(
-            f"Exporting model {spec.path or 'all-MiniLM-L6-v2'} to ONNX failed ({error}); "
-            "use --backend torch (or SEARCHAPP_BACKEND=torch) meanwhile."
-        ) from error
+        raise _failed(spec.path, error) from error
     transformer.tokenizer.backend_tokenizer.save(str(work / "tokenizer.json"))
     return {
         "fingerprint": encoder.fingerprint,
@@ -154,6 +150,35 @@ def _export(spec: EncoderSpec, work: Path, *, int8: bool) -> dict[str, object]:
         "layers_used": encoder.layers_used,
         "int8": int8,
     }
+
+
+def _quantized(fp32: Path, work: Path, spec: EncoderSpec) -> dict[str, object]:
+    """The int8 export made from the fp32 one already cached (no torch); returns its manifest."""
+    manifest = json.loads((fp32 / MANIFEST).read_text())
+    try:
+        with _quiet():
+            _quantize(fp32 / "model.onnx", work / "model.onnx")
+    except Exception as error:
+        raise _failed(spec.path, error) from error
+    shutil.copy(fp32 / "tokenizer.json", work / "tokenizer.json")
+    return manifest | {"sha256": _sha256(work / "model.onnx"), "int8": True}
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """Int8 weights, per channel, in the matrix products only (the module's docstring says why)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(source), str(target),
+        per_channel=True, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+    )  # fmt: skip
+
+
+def _failed(path: str | None, error: Exception) -> ExportError:
+    return ExportError(
+        f"Exporting model {path or 'all-MiniLM-L6-v2'} to ONNX failed ({error}); "
+        "use --backend torch (or SEARCHAPP_BACKEND=torch) meanwhile."
+    )
 
 
 def _export_transformer(transformer, names: list[str], target: Path) -> None:  # type: ignore[no-untyped-def]
@@ -193,10 +218,9 @@ class OnnxEncoder:
     """
 
     def __init__(self, spec: EncoderSpec, folder: Path, *, threads: int | None = None) -> None:
-        """``threads``: ONNX Runtime's threads for one call (default: one per core). One short
+        """``threads``: the runtime's threads for one call (default: one per core). One short
         query is answered fastest by one thread (docs/benchmarks.md), leaving the other cores to
         keyword search and to other queries."""
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         manifest = json.loads((folder / MANIFEST).read_text())
@@ -213,14 +237,19 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=spec.max_seq_length)
         self.tokenizer.no_padding()
+        self._infer = self._open(folder / "model.onnx", threads or os.cpu_count() or 1)
+
+    def _open(self, model: Path, threads: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        """The function that runs ``model`` on a batch: inputs by name -> last hidden state."""
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = threads
         # Spinning worker threads would slow the rest of the process (SQL, FAISS) between calls.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(
-            str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
+        session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        return lambda inputs: session.run(None, inputs)[0]
 
     @property
     def max_content_tokens(self) -> int:
@@ -244,7 +273,7 @@ class OnnxEncoder:
             batch["input_ids"][row, :n] = encoding.ids
             batch["attention_mask"][row, :n] = encoding.attention_mask
             batch["token_type_ids"][row, :n] = encoding.type_ids
-        (hidden,) = self._session.run(None, {name: batch[name] for name in self._inputs})
+        hidden = self._infer({name: batch[name] for name in self._inputs})
         mask = batch["attention_mask"][:, :, None].astype(np.float32)
         if self.spec.pooling == "cls":
             pooled = hidden[:, 0]
@@ -254,3 +283,35 @@ class OnnxEncoder:
             pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+class OpenVinoEncoder(OnnxEncoder):
+    """The same ONNX export run by OpenVINO Runtime, in bf16 where the CPU computes bf16 natively
+    (1.4x PyTorch bf16 on documents here, cosine 0.99998 to fp32: docs/benchmarks.md), else in
+    fp32. Example::
+
+        folder = cached_export(home / "backends", spec, fingerprint, int8=False)
+        vectors = OpenVinoEncoder(spec, folder, bf16=True).encode(["how do bees make honey?"])
+    """
+
+    def __init__(
+        self, spec: EncoderSpec, folder: Path, *, threads: int | None = None, bf16: bool = False
+    ) -> None:
+        self.bf16 = bf16
+        super().__init__(spec, folder, threads=threads)
+
+    def _open(self, model: Path, threads: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(
+            str(model), "CPU", {"INFERENCE_PRECISION_HINT": "bf16" if self.bf16 else "f32",
+                                "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"},
+        )  # fmt: skip
+        requests = threading.local()  # an infer request serves one call at a time
+
+        def infer(inputs: dict[str, np.ndarray]) -> np.ndarray:
+            if not hasattr(requests, "request"):
+                requests.request = compiled.create_infer_request()
+            return np.array(requests.request.infer(inputs)[0])  # the request reuses its buffer
+
+        return infer

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from searchapp.backends import make_encoder, query_backend, resolve
+from searchapp.backends import EXPORTED, make_encoder, query_backend, resolve
 from searchapp.choices import QUERY_BACKEND
 from searchapp.encoder import BUNDLED_MODEL_NAME, Encoder, EncoderSpec
 from searchapp.errors import (
@@ -79,9 +79,9 @@ def encoder_for(
     version's files no longer make its fingerprint. ONNX exports are cached in ``cache_dir``;
     ``threads`` is ONNX Runtime's per call (default: one per core)."""
     spec = spec_of(version)
-    if backend in ("onnx", "onnx-int8") and cache_dir is None:
+    if backend in EXPORTED and cache_dir is None:
         raise InvalidOptionError(f"The {backend} backend needs a folder for its exports.")
-    threads = threads if backend in ("onnx", "onnx-int8") else None
+    threads = threads if backend in EXPORTED else None
     encoder = _shared(
         (spec, backend, threads),
         lambda: make_encoder(spec, backend, version.fingerprint, cache_dir or Path(), threads),

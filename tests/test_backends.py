@@ -13,6 +13,7 @@ import pytest
 
 from searchapp import backends
 from searchapp.encoder import EncoderSpec
+from searchapp.errors import InvalidOptionError
 from searchapp.settings import CACHE_ENV, Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import ModelVersion
@@ -32,17 +33,39 @@ def version() -> ModelVersion:
                         dimension=384, fingerprint=encoder.fingerprint)  # fmt: skip
 
 
-def test_auto_picks_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_picks_openvino_where_it_loads_and_bf16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert backends.resolve("auto") == "openvino"  # a dependency: it loads here
+    monkeypatch.setattr(backends, "has_openvino", lambda: False)
     monkeypatch.setattr(backends, "has_native_bf16", lambda: True)
     assert backends.resolve("auto") == "torch-bf16"
     monkeypatch.setattr(backends, "has_native_bf16", lambda: False)
     assert backends.resolve("auto") == "torch"
     assert backends.resolve("torch-bf16") == "torch"  # the safe fallback
     assert backends.resolve("onnx-int8") == "onnx-int8"
+    with pytest.raises(InvalidOptionError, match="pip install openvino"):
+        backends.resolve("openvino")  # asked for by name: said, not silently replaced
 
 
-@pytest.mark.parametrize(("backend", "least_cosine"), [("onnx", 0.9999), ("onnx-int8", 0.97),
-                                                      ("torch-bf16", 0.99)])  # fmt: skip
+def test_an_openvino_generation_is_served_where_openvino_does_not_load(
+    version: ModelVersion, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from searchapp.onnx_encoder import OnnxEncoder, OpenVinoEncoder
+
+    spec = EncoderSpec()
+    made = backends.make_encoder(spec, "openvino", version.fingerprint, tmp_path)
+    assert isinstance(made, OpenVinoEncoder)
+    monkeypatch.setattr(backends, "has_openvino", lambda: False)  # the home moved
+    moved = backends.make_encoder(spec, "openvino", version.fingerprint, tmp_path)
+    assert type(moved) is OnnxEncoder  # the same export, on ONNX Runtime
+    assert (moved.encode(TEXTS) * made.encode(TEXTS)).sum(axis=1).min() >= 0.999
+
+
+@pytest.mark.parametrize(
+    ("backend", "least_cosine"),
+    [("onnx", 0.9999), ("onnx-int8", 0.97), ("torch-bf16", 0.99), ("openvino", 0.999)],
+)
 def test_every_backend_agrees_with_pytorch_fp32(
     version: ModelVersion, tmp_path: Path, backend: str, least_cosine: float
 ) -> None:
@@ -69,6 +92,27 @@ def test_an_export_is_cached_and_rebuilt_when_damaged(version: ModelVersion, tmp
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary folder left
 
 
+def test_the_int8_export_is_made_from_the_cached_fp32_one(
+    version: ModelVersion, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from searchapp import onnx_encoder
+
+    spec = EncoderSpec()
+    fp32 = onnx_encoder.cached_export(tmp_path, spec, version.fingerprint, int8=False)
+
+    def no_second_export(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the model was exported again")
+
+    monkeypatch.setattr(onnx_encoder, "_export", no_second_export)
+    int8 = onnx_encoder.cached_export(tmp_path, spec, version.fingerprint, int8=True)
+    manifest = json.loads((int8 / "manifest.json").read_text())
+    assert manifest["int8"] is True and manifest["fingerprint"] == version.fingerprint
+    assert (int8 / "model.onnx").stat().st_size < 0.7 * (fp32 / "model.onnx").stat().st_size
+    reference = load_encoder(spec).encode(TEXTS)
+    vectors = onnx_encoder.OnnxEncoder(spec, int8).encode(TEXTS)
+    assert (vectors * reference).sum(axis=1).min() >= 0.97
+
+
 def _one_shot_query(home: Path, *options: str) -> tuple[str, list[str]]:
     """A dense query in a fresh process: the top path, and which of torch and
     sentence-transformers it imported."""
@@ -86,7 +130,7 @@ def _one_shot_query(home: Path, *options: str) -> tuple[str, list[str]]:
     return json.loads(answer)["results"][0]["path"], json.loads(imported)
 
 
-@pytest.mark.parametrize("backend", ["onnx-int8", "torch"])
+@pytest.mark.parametrize("backend", ["onnx-int8", "torch", "openvino"])
 def test_a_generation_keeps_its_backend_and_a_query_needs_no_torch(
     cli, docs_copy: Path, tmp_path: Path, backend: str
 ) -> None:  # type: ignore[no-untyped-def]
@@ -101,8 +145,13 @@ def test_a_generation_keeps_its_backend_and_a_query_needs_no_torch(
 
 
 def test_queries_run_on_the_query_backend_asked_for(  # type: ignore[no-untyped-def]
-    cli, capsys: pytest.CaptureFixture[str], docs_copy: Path, tmp_path: Path
+    cli,
+    capsys: pytest.CaptureFixture[str],
+    docs_copy: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # no export made by another test
     home = tmp_path / "home"
     assert cli("--home", home, "index", docs_copy, "--backend", "torch", "--quiet").code == 0
     top, imported = _one_shot_query(home, "--query-backend", "generation")
