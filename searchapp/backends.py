@@ -15,7 +15,8 @@ fingerprint) and their vectors agree (docs/benchmarks.md):
 - Where a home moves to a CPU without native bf16, a ``torch-bf16`` generation is served by
   ``torch`` fp32, whose vectors agree with bf16's to cosine 0.998, and an ``openvino`` one runs in
   fp32; where OpenVINO does not load, an ``openvino`` generation is served by ``onnx``, the same
-  export on ONNX Runtime.
+  export on ONNX Runtime, and where the model cannot be exported, by PyTorch (with a warning; an
+  ONNX backend asked for by name stops with the exporter's error instead).
 
 ``auto`` is the fastest backend whose SciFact nDCG@10 stays within 0.005 of fp32 on this kind of
 machine (bench/backends.py): ``openvino`` wherever OpenVINO Runtime loads (bf16 on CPUs with
@@ -89,16 +90,31 @@ def resolve(name: str) -> str:
 def make_encoder(  # type: ignore[no-untyped-def]
     spec: EncoderSpec, backend: str, fingerprint: str, cache_dir: Path, threads: int | None = None
 ):
-    """An encoder of ``spec`` on ``backend`` (``Encoder`` or ``OnnxEncoder``); ONNX exports
-    are cached in ``cache_dir`` per fingerprint. ``threads``: ONNX Runtime's per call."""
+    """An encoder of ``spec`` on ``backend`` (``Encoder``, ``OnnxEncoder`` or ``OpenVinoEncoder``);
+    ONNX exports are cached in ``cache_dir`` per fingerprint. ``threads``: the runtime's per
+    call."""
     BACKEND.check(backend)
     if backend == "openvino" and not has_openvino():
         log.warning("OpenVINO Runtime does not load here: ONNX Runtime runs the same export.")
         backend = "onnx"
     if backend in EXPORTED:
-        from searchapp.onnx_encoder import OnnxEncoder, OpenVinoEncoder, cached_export
+        from searchapp.onnx_encoder import (
+            EXPORT_ADVICE,
+            ExportError,
+            OnnxEncoder,
+            OpenVinoEncoder,
+            cached_export,
+        )
 
-        folder = cached_export(cache_dir, spec, fingerprint, int8=backend == "onnx-int8")
+        try:
+            folder = cached_export(cache_dir, spec, fingerprint, int8=backend == "onnx-int8")
+        except ExportError as error:
+            if backend != "openvino":  # asked for by name: the error says what to do
+                raise
+            # The default backend must not stop a run: PyTorch computes the same vectors.
+            reason = str(error).removesuffix(EXPORT_ADVICE)
+            log.warning("%s: PyTorch runs the model meanwhile.", reason)
+            return Encoder(spec, bf16=has_native_bf16())
         if backend == "openvino":
             return OpenVinoEncoder(spec, folder, threads=threads, bf16=has_native_bf16())
         return OnnxEncoder(spec, folder, threads=threads)

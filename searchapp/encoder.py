@@ -151,6 +151,39 @@ class Encoder:
         return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
 
 
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a model version's record needs (its spec, dimension, depth and fingerprint), without
+    loading the model: a new home's first run need not import PyTorch when the model's export
+    for its backend is already cached."""
+
+    spec: EncoderSpec
+    dimension: int
+    layers_used: int
+
+    @property
+    def fingerprint(self) -> str:
+        return model_fingerprint(self.spec, self.dimension, self.layers_used)
+
+
+def bundled_model_facts(spec: EncoderSpec) -> ModelFacts:
+    """The bundled backbone's facts for ``spec``, read from its configuration: the same
+    fingerprint as ``Encoder(spec)`` makes."""
+    if spec.path is not None:
+        raise ValueError("only the bundled model's facts are read without loading it")
+    config = json.loads((bundled_model_path() / "config.json").read_text())
+    depth = config["num_hidden_layers"]
+    _check_layer(spec.layer, depth)
+    return ModelFacts(spec, config["hidden_size"], spec.layer or depth)
+
+
+def _check_layer(layer: int | None, depth: int) -> None:
+    if layer is not None and layer > depth:
+        raise InvalidOptionError(
+            f"Layer {layer} does not exist: this model has layers 1 to {depth}."
+        )
+
+
 def model_fingerprint(spec: EncoderSpec, dimension: int, layers_used: int) -> str:
     """A hash of ``spec``'s weights and of every setting that changes a vector."""
     settings = asdict(spec) | {"dimension": dimension, "normalize": True}
@@ -165,10 +198,7 @@ def model_fingerprint(spec: EncoderSpec, dimension: int, layers_used: int) -> st
 def _keep_layers(transformer, layer: int | None) -> int:  # type: ignore[no-untyped-def]
     """Run only the first ``layer`` layers (None: all); returns how many run."""
     depth = transformer.auto_model.config.num_hidden_layers
-    if layer is not None and layer > depth:
-        raise InvalidOptionError(
-            f"Layer {layer} does not exist: this model has layers 1 to {depth}."
-        )
+    _check_layer(layer, depth)
     if layer is not None and layer < depth:
         # hidden_states[N] is the output of the first N layers, so running only those N gives
         # exactly the intermediate layer's token embeddings (and is faster).

@@ -174,10 +174,12 @@ def _quantize(source: Path, target: Path) -> None:
     )  # fmt: skip
 
 
+EXPORT_ADVICE = "; use --backend torch (or SEARCHAPP_BACKEND=torch) meanwhile."
+
+
 def _failed(path: str | None, error: Exception) -> ExportError:
     return ExportError(
-        f"Exporting model {path or 'all-MiniLM-L6-v2'} to ONNX failed ({error}); "
-        "use --backend torch (or SEARCHAPP_BACKEND=torch) meanwhile."
+        f"Exporting model {path or 'all-MiniLM-L6-v2'} to ONNX failed ({error}){EXPORT_ADVICE}"
     )
 
 
@@ -287,7 +289,7 @@ class OnnxEncoder:
 
 class OpenVinoEncoder(OnnxEncoder):
     """The same ONNX export run by OpenVINO Runtime, in bf16 where the CPU computes bf16 natively
-    (1.4x PyTorch bf16 on documents here, cosine 0.99998 to fp32: docs/benchmarks.md), else in
+    (1.5x PyTorch bf16 on documents here, cosine 0.99998 to fp32: docs/benchmarks.md), else in
     fp32. Example::
 
         folder = cached_export(home / "backends", spec, fingerprint, int8=False)

@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 
 from searchapp.backends import EXPORTED, make_encoder, query_backend, resolve
 from searchapp.choices import QUERY_BACKEND
-from searchapp.encoder import BUNDLED_MODEL_NAME, Encoder, EncoderSpec
+from searchapp.encoder import (
+    BUNDLED_MODEL_NAME,
+    Encoder,
+    EncoderSpec,
+    ModelFacts,
+    bundled_model_facts,
+)
 from searchapp.errors import (
     InvalidOptionError,
     ModelMismatchError,
@@ -133,7 +139,12 @@ def require_active_generation(
 
 
 def register_version(
-    session: Session, encoder: Encoder, *, name: str, status: str, parent_id: int | None = None
+    session: Session,
+    encoder: Encoder | ModelFacts,
+    *,
+    name: str,
+    status: str,
+    parent_id: int | None = None,
 ) -> ModelVersion:
     """Record ``encoder`` as a model version, or return the existing one with its fingerprint."""
     fingerprint = encoder.fingerprint
@@ -182,11 +193,12 @@ def ensure_active_generation(
                     "or train and promote a version with those settings."
                 )
             return generation, version
-        encoder = load_encoder(spec or EncoderSpec())
-        label = (
-            f"{BUNDLED_MODEL_NAME} ({encoder.spec.pooling}, layer {encoder.spec.layer or 'final'})"
-        )
-        version = register_version(session, encoder, name=label, status="active")
+        spec = spec or EncoderSpec()
+        # The bundled model is described by its configuration: PyTorch is loaded only if the
+        # backend needs it (or its export is not cached yet).
+        model = bundled_model_facts(spec) if spec.path is None else load_encoder(spec)
+        label = f"{BUNDLED_MODEL_NAME} ({spec.pooling}, layer {spec.layer or 'final'})"
+        version = register_version(session, model, name=label, status="active")
         version.status = "active"
         generation = IndexGeneration(
             model_version_id=version.id,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from searchapp import backends
-from searchapp.encoder import EncoderSpec
+from searchapp.encoder import EncoderSpec, bundled_model_facts
 from searchapp.errors import InvalidOptionError
 from searchapp.settings import CACHE_ENV, Settings
 from searchapp.store.database import Database
@@ -113,6 +113,28 @@ def test_the_int8_export_is_made_from_the_cached_fp32_one(
     assert (vectors * reference).sum(axis=1).min() >= 0.97
 
 
+def test_a_failed_export_is_said_and_does_not_stop_the_default_backend(
+    version: ModelVersion, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    from searchapp import onnx_encoder
+    from searchapp.encoder import Encoder
+
+    def broken_exporter(transformer, names, target):  # type: ignore[no-untyped-def]
+        raise RuntimeError("unsupported operator aten::scaled_dot_product_attention")
+
+    monkeypatch.setattr(onnx_encoder, "_export_transformer", broken_exporter)
+    spec = EncoderSpec()
+    with pytest.raises(onnx_encoder.ExportError, match="use --backend torch"):
+        backends.make_encoder(spec, "onnx", version.fingerprint, tmp_path)  # asked for by name
+    with caplog.at_level("WARNING"):
+        encoder = backends.make_encoder(spec, "openvino", version.fingerprint, tmp_path)
+    assert type(encoder) is Encoder  # PyTorch, the same model version
+    assert "to ONNX failed (unsupported operator" in caplog.text
+    assert "PyTorch runs the model meanwhile" in caplog.text
+    assert encoder.fingerprint == version.fingerprint
+    assert [p.name for p in tmp_path.iterdir()] == []  # no half-made export left behind
+
+
 def _one_shot_query(home: Path, *options: str) -> tuple[str, list[str]]:
     """A dense query in a fresh process: the top path, and which of torch and
     sentence-transformers it imported."""
@@ -128,6 +150,41 @@ def _one_shot_query(home: Path, *options: str) -> tuple[str, list[str]]:
                           timeout=300, check=True)  # fmt: skip
     answer, imported = done.stdout.splitlines()
     return json.loads(answer)["results"][0]["path"], json.loads(imported)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [EncoderSpec(), EncoderSpec(pooling="cls", layer=4), EncoderSpec(pooling="max", layer=6)],
+)
+def test_the_bundled_model_is_registered_without_loading_it(spec: EncoderSpec) -> None:
+    facts, encoder = bundled_model_facts(spec), load_encoder(spec)
+    assert (facts.fingerprint, facts.dimension) == (encoder.fingerprint, encoder.dimension)
+    with pytest.raises(InvalidOptionError, match="Layer 9 does not exist"):
+        bundled_model_facts(EncoderSpec(layer=9))
+
+
+def test_a_new_home_is_indexed_without_torch_once_the_export_is_cached(
+    version: ModelVersion, docs_copy: Path, tmp_path: Path
+) -> None:
+    from searchapp.onnx_encoder import cached_export
+
+    cache = Settings.load(tmp_path / "any").backends_dir
+    for int8 in (False, True):  # what an earlier run on this machine left
+        cached_export(cache, EncoderSpec(), version.fingerprint, int8=int8)
+    home = tmp_path / "home"
+    code = (
+        "import sys, json\n"
+        "from searchapp.cli import main\n"
+        f"main(['--home', {str(home)!r}, 'index', {str(docs_copy)!r}, '--quiet'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code + "print(json.dumps('torch' in sys.modules))"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "false"
+    top, _ = _one_shot_query(home)
+    assert top.endswith("varroa-mites.md")
 
 
 @pytest.mark.parametrize("backend", ["onnx-int8", "torch", "openvino"])
