@@ -435,7 +435,8 @@ def run(settings: Settings, job_id: int, *, own_process: bool = True) -> int:
 
     ``own_process=False`` (a watcher running its re-index jobs): the process is not the job's, so
     its id is not recorded; a cancel then stops the job at its next step but never signals the
-    process, and a dead process is found by the job's heartbeat alone.
+    process, and a dead process is found by the job's heartbeat alone. A Ctrl-C there is the
+    user's to the whole process: the job is recorded as cancelled and the interrupt goes on.
     """
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
     with db.write() as session:
@@ -460,6 +461,7 @@ def run(settings: Settings, job_id: int, *, own_process: bool = True) -> int:
     args.progress = JobProgress(db, job_id)
     output = io.StringIO()
     state, error, code = "failed", None, 1
+    interrupted = False
     with _Heartbeat(db, job_id):
         try:
             _wait_for_turn(db, job_id)
@@ -471,8 +473,9 @@ def run(settings: Settings, job_id: int, *, own_process: bool = True) -> int:
                 except WriterBusyError:  # a command outside the jobs took the writer first
                     _wait(db, job_id, "waiting for another process that is writing")
             state = "succeeded"
-        except (JobCancelled, KeyboardInterrupt):
+        except (JobCancelled, KeyboardInterrupt) as stopped:
             state, code = "cancelled", EXIT_INTERRUPTED
+            interrupted = isinstance(stopped, KeyboardInterrupt)
         except SearchappError as failure:
             error, code = str(failure), failure.exit_code
         except Exception:
@@ -489,6 +492,8 @@ def run(settings: Settings, job_id: int, *, own_process: bool = True) -> int:
         values["stage"] = "cancelled"
     with db.write() as session:
         session.execute(update_job(job_id).values(**values))
+    if interrupted and not own_process:
+        raise KeyboardInterrupt  # it stops the watcher too, not only this run
     return code
 
 

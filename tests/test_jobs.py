@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -140,6 +141,23 @@ def test_job_commands_say_what_is_wrong(cli, home: Settings, docs_copy) -> None:
     with pytest.raises(jobs.InvalidOptionError, match="invalid choice: 'sideways'"):
         jobs.submit(db, ["train", "--loss", "sideways"])  # refused before anything runs
     assert [view.id for view in jobs.list_jobs(db)] == [queued]
+
+
+def test_ctrl_c_while_a_watcher_indexes_stops_the_watcher(  # type: ignore[no-untyped-def]
+    home: Settings, docs_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexer.watch import watch
+    from searchapp import cli
+
+    def interrupted(args) -> int:  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # the user's Ctrl-C, while the run indexes
+
+    monkeypatch.setattr(cli, "cmd_index", interrupted)
+    after_one_run = threading.Event()  # without the interrupt going on, the watcher would stay
+    with pytest.raises(KeyboardInterrupt):
+        watch(home, [docs_copy], stop=after_one_run, on_run=lambda view: after_one_run.set())
+    db = Database(home.database_url)
+    assert [view.state for view in jobs.list_jobs(db)] == ["cancelled"]
 
 
 def test_a_watched_folder_follows_new_changed_renamed_and_deleted_files(
