@@ -314,6 +314,8 @@ class OpenVinoEncoder(OnnxEncoder):
         def infer(inputs: dict[str, np.ndarray]) -> np.ndarray:
             if not hasattr(requests, "request"):
                 requests.request = compiled.create_infer_request()
-            return np.array(requests.request.infer(inputs)[0])  # the request reuses its buffer
+            # The request's own output buffer, not a copy: ``_run`` pools it before this thread
+            # runs the request again.
+            return requests.request.infer(inputs)[0]
 
         return infer
