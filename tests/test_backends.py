@@ -76,6 +76,18 @@ def test_every_backend_agrees_with_pytorch_fp32(
     assert (vectors * reference).sum(axis=1).min() >= least_cosine
 
 
+def test_openvino_streams_give_every_text_its_own_vector(version: ModelVersion, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Several batches of mixed lengths run side by side on the streams; each vector must come
+    # back to its own text, as one batch at a time on one thread gives it.
+    texts = [" ".join(TEXTS[: 1 + i % 3]) * (1 + i % 5) + f" ({i})" for i in range(150)]
+    streams = encoder_for(version, "openvino", tmp_path, threads=2)
+    one_at_a_time = encoder_for(version, "openvino", tmp_path, threads=1)
+    assert streams._streams >= 2 and one_at_a_time._streams == 1
+    vectors, expected = streams.encode(texts), one_at_a_time.encode(texts)
+    assert (vectors * expected).sum(axis=1).min() >= 0.999
+    assert (vectors[:-1] * expected[1:]).sum(axis=1).min() < 0.99  # a shift would be seen
+
+
 def test_an_export_is_cached_and_rebuilt_when_damaged(version: ModelVersion, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from searchapp.onnx_encoder import cached_export
 
