@@ -348,7 +348,8 @@ class OpenVinoEncoder(OnnxEncoder):
 
     def _map(self, run: Callable[[list], np.ndarray], batches: list[list]) -> Iterator[np.ndarray]:  # type: ignore[type-arg]
         """``run`` over ``batches``, in order, one batch per stream at a time (each stream's
-        thread has its own infer request, which releases the GIL while it runs)."""
+        thread has its own infer request, which releases the GIL while it runs, and pools its
+        own batch: faster here than OpenVINO's ``AsyncInferQueue``, in 4 rounds of 5)."""
         if self._streams == 1 or len(batches) == 1:
             return map(run, batches)
         return self._pool.map(run, batches)
