@@ -5,7 +5,7 @@ and after each one the same checks as the default test suite are made (tests/cra
 go to docs/reliability.json and the generated table in docs/RELIABILITY.md; a failed check is
 recorded with its message, the run goes on, and the exit status is 1.
 
-    python bench/reliability.py                # 102 kills, 20 damaged files, 5 full disks, readers
+    python bench/reliability.py                # 105 kills, 20 damaged files, 5 full disks, readers
     python bench/reliability.py --kills 12 --skip disk-full   # a quicker look
 
 The full-disk rounds mount a tmpfs, which needs root (or CAP_SYS_ADMIN).
@@ -278,7 +278,7 @@ def _notes(tally: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=102, help="kill rounds (all kinds in turn)")
+    parser.add_argument("--kills", type=int, default=105, help="kill rounds (all kinds in turn)")
     parser.add_argument("--corruptions", type=int, default=20)
     parser.add_argument("--readers", type=int, default=3)
     parser.add_argument("--reader-seconds", type=float, default=240)

@@ -28,6 +28,7 @@ from sqlalchemy import func, select, text
 from indexer.generations import drop_generation
 from searchapp.backends import REPEATABLE_WITHIN
 from searchapp.encoder import EncoderSpec
+from searchapp.faults import POINTS
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -37,7 +38,9 @@ from searchapp.store.tantivy_keywords import TantivyKeywords
 from searchapp.store.vector_index import leftover_index_files, live_chunk_ids
 from searchapp.versions import active_generation, encoder_for, load_encoder, register_version
 
-KINDS = ("random", "chunk-insert", "index-write", "index-renamed", "re-embed", "random-promote")
+# Random-delay kills of indexing, every crash point but training's (tests/test_training.py kills
+# a retraining), and random-delay kills of a promotion.
+KINDS = ("random", *(point for point in POINTS if point != "train-step"), "random-promote")
 QUERIES = ("how do I treat varroa mites", "espresso grind size", "someone is choking")
 TOPICS = ("bees dance to share where flowers are", "cold brew needs a coarse grind",
           "burns should be cooled under running water", "queens lay eggs in spring")  # fmt: skip
@@ -211,14 +214,14 @@ def assert_recovered(home: Settings, folder: Path | None) -> None:
     assert_generations_pure(home)
 
 
-def assert_keyword_search_exact(searcher: Searcher) -> None:
+def assert_keyword_search_exact(searcher: Searcher, queries: tuple[str, ...] = QUERIES) -> None:
     """Keyword search, whichever index answers it (the fast one when it is up to date), ranks the
     chunks FTS5 ranks from the same snapshot: at each rank a chunk FTS5 scores as its own chunk
     at that rank (Tantivy keeps lengths to about 3%, so near ties may swap)."""
     keywords = searcher.keywords
     assert isinstance(keywords, SqliteKeywords)
     with searcher.db.read() as session:
-        for query in QUERIES:
+        for query in queries:
             got = keywords.search(session, query, 10)
             exact = keywords.exact.search(session, query, 50)
             fts5_score = dict(exact)

@@ -8,15 +8,17 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import delete
 
 from indexer.folders import index_folders
+from searchapp.progress import CallbackProgress
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.keyword import Fts5Keywords
 from searchapp.store.schema import Document
-from searchapp.store.tantivy_keywords import TantivyKeywords
+from searchapp.store.tantivy_keywords import FOLDER, TantivyKeywords
 from tests.crashing import assert_keyword_search_exact
 
 
@@ -76,7 +78,7 @@ def test_behind_or_damaged_fts5_answers_and_repair_rebuilds_it(  # type: ignore[
     assert "fast keyword index caught up (" in repaired.out  # the changes applied, no rebuild
     assert _fast_is_current(home)
 
-    meta = home.index_dir / "keywords-v1" / "meta.json"
+    meta = home.index_dir / FOLDER / "meta.json"
     meta.write_text("{ not json")  # a disk error, a half-copied backup
     fresh = Searcher(home)
     assert_keyword_search_exact(fresh)  # no error: FTS5 answers
@@ -97,3 +99,63 @@ def test_the_fast_index_can_be_left_out(  # type: ignore[no-untyped-def]
     monkeypatch.setenv("SEARCHAPP_KEYWORD_ENGINE", "lucene")
     wrong = cli("--home", home.home, "search", "varroa")
     assert wrong.code != 0 and "Unknown keyword engine 'lucene'" in wrong.err
+
+
+def _notes(folder: Path, count: int) -> list[Path]:
+    """Notes that all say "zanzibarite"; the first one alone says "varnish"."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        extra = " Keep them away from varnish." if n == 0 else ""
+        (folder / f"note-{n}.txt").write_text(f"Note {n} on zanzibarite crystals.{extra}")
+    return sorted(folder.iterdir(), key=lambda path: int(path.stem.split("-")[1]))
+
+
+def test_a_word_counted_in_deleted_documents_too_does_not_break_it(
+    tmp_path: Path, home: Settings
+) -> None:
+    # Tantivy counts a deleted document in a word's document frequency until its segment is
+    # merged: after an edit, "zanzibarite" is in more documents than the index holds. (One edit
+    # in 30 notes is too few deletions to build the index again.)
+    notes = _notes(tmp_path / "notes", 30)
+    index_folders(home, [tmp_path / "notes"])
+    notes[5].write_text("Note 5, revised: zanzibarite crystals are brittle.")
+    index_folders(home, [tmp_path / "notes"])
+    assert _fast_is_current(home)  # the fast index answers what follows
+    searcher = Searcher(home)
+    for mode in ("keyword", "hybrid"):
+        assert searcher.search("zanzibarite varnish", k=3, mode=mode)[0].path == str(notes[0])
+    # "5" is in the note's deleted text and in its new one: counted once, as FTS5 counts it.
+    assert_keyword_search_exact(searcher, ("zanzibarite varnish", "brittle zanzibarite note 5"))
+
+
+def test_after_many_deletions_it_is_built_again_and_still_ranks_as_fts5(
+    docs_copy: Path, home: Settings
+) -> None:
+    notes = _notes(docs_copy / "notes", 12)
+    index_folders(home, [docs_copy])
+    shutil.rmtree(docs_copy / "bees")
+    for note in notes[3:]:
+        note.unlink()
+    index_folders(home, [docs_copy])
+    assert _fast_is_current(home)
+    searcher = Searcher(home)
+    assert_keyword_search_exact(searcher, ("zanzibarite crystals", "espresso grind size"))
+
+
+def test_a_reader_keeps_the_index_while_a_writer_builds_it_again(
+    docs_copy: Path, home: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    index_folders(home, [docs_copy])
+    db = Database(home.database_url)
+    reader = TantivyKeywords(home.index_dir)
+    chunks = reader.count()
+    assert chunks
+    # What a reader opening the index finds in the middle of the build (between its batches).
+    during: list[int | None] = []
+    TantivyKeywords(home.index_dir).rebuild(
+        db, CallbackProgress(lambda update: during.append(reader.count()))
+    )
+    assert during and set(during) == {chunks}  # the whole old index, never a missing one
+    assert "cannot be read" not in caplog.text
+    with db.read() as session:
+        assert reader.matches(session)  # and then the new one

@@ -16,6 +16,12 @@ SQL stays the truth, and FTS5 stays exact in every transaction. The Tantivy fold
   the chunks they name are deleted and those still in SQL added again, and the new position
   (the log's ``seq``) is written as a document of the same commit; then the applied rows are
   deleted. Applying twice gives the same index, so a crash anywhere in between loses nothing.
+- Tantivy keeps a deleted document in its counts (documents, documents with a word, words)
+  until its segment is merged, and ranks by them. A search reads both Tantivy's counts and the
+  live ones, and weighs each word as FTS5 weighs it over the live chunks. The position document
+  also counts the deletions since the index was built, and a writer builds it anew from SQL once
+  they pass a fifth of the live chunks, so the average length, which only a rebuild corrects,
+  stays close to FTS5's too.
 - A search asks Tantivy only when its position is the log's position in the search's own SQL
   snapshot: the same chunks exactly. Otherwise (between a writer's commit and its catch-up, after
   a crash, before the first build) FTS5 answers, slower and the same.
@@ -48,11 +54,15 @@ from searchapp.store.schema import Chunk, Document
 log = logging.getLogger(__name__)
 
 # The folder's name says the schema and the words' making: a change makes a new one, from SQL.
-FOLDER = "keywords-v1"
+FOLDER = "keywords-v2"
 _POSITION = 0  # the chunk id (never a real one) of the document that records the position
+_STALE_SHARE = 0.2  # deleted documents, as a share of the live ones, that make a writer rebuild
 _WRITER_HEAP = 64_000_000
 _BATCH = 2_000
 _MAX_QUERY_TERMS = 64
+# A word in more chunks than this is not counted again without the deleted ones (its postings
+# would all be read), and is weighed by fewer chunks than it is in (at most a fifth fewer).
+_COUNT_LIVE_UP_TO = 10_000
 
 
 _WORD = re.compile(r"[^\W_]+")
@@ -75,7 +85,10 @@ def words(text: str) -> list[str]:
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field("chunk", indexed=True, fast=True)
+    # 1 in every document: its document frequency is the document count Tantivy ranks by.
+    builder.add_integer_field("every", indexed=True)
     builder.add_integer_field("position", fast=True)
+    builder.add_integer_field("deleted", fast=True)  # documents deleted since the index was built
     # The words are made by ``words``; Tantivy only splits them at the spaces.
     builder.add_text_field("body", tokenizer_name="whitespace", index_option="freq")
     return builder.build()
@@ -105,6 +118,7 @@ class TantivyKeywords:
         self.schema = _schema()
         self._index: tantivy.Index | None = None
         self._position: int | None = None  # of the reader's current commit
+        self._deleted = 0  # documents the current commit still counts but no longer holds
 
     # Reading.
 
@@ -121,17 +135,23 @@ class TantivyKeywords:
         # Not deduplicated: "mite" and "mites" are two terms of FTS5's query, one stem twice.
         terms_of_query = words(" ".join(content_terms(query)[:_MAX_QUERY_TERMS]))
         searcher = self._index.searcher()
-        total = searcher.num_docs - 1  # less the position's document
+        chunks = searcher.num_docs - 1  # live, less the position's document
+        counted = searcher.doc_freq("every", 1)  # by Tantivy: the deleted documents too
         terms = []
         for word in terms_of_query:
-            found = searcher.doc_freq("body", word)
-            if found:
-                # Tantivy weighs a term by ln(1 + (N - n + 0.5) / (n + 0.5)), FTS5 (and the
-                # blend's fitted weights) by ln((N - n + 0.5) / (n + 0.5)): frequent terms count
-                # for almost nothing there. Rescaled to FTS5's weight, as a boost.
-                ratio = (total - found + 0.5) / (found + 0.5)
-                boost = max(math.log(ratio), 1e-6) / math.log1p(ratio)
-                term = tantivy.Query.term_query(self.schema, "body", word)
+            term = tantivy.Query.term_query(self.schema, "body", word)
+            found = searcher.doc_freq("body", word)  # the deleted documents too
+            live = min(found, chunks)
+            if self._deleted and 0 < found <= _COUNT_LIVE_UP_TO:
+                live = searcher.search(term, 1, count=True).count
+            if live:
+                # Tantivy weighs a term by ln(1 + (N - n + 0.5) / (n + 0.5)) over what it
+                # counts, FTS5 (and the blend's fitted weights) by ln((N - n + 0.5) / (n + 0.5))
+                # over the live chunks: frequent terms count for almost nothing there. Rescaled
+                # to FTS5's weight, as a boost.
+                fts5 = max(math.log((chunks - live + 0.5) / (live + 0.5)), 1e-6)
+                tantivy_weight = math.log1p((counted - found + 0.5) / (found + 0.5))
+                boost = fts5 / tantivy_weight
                 terms.append((tantivy.Occur.Should, tantivy.Query.boost_query(term, boost)))
         if not terms:
             return []
@@ -156,7 +176,7 @@ class TantivyKeywords:
                     return
                 self._index = self._open()
             self._index.reload()
-            self._position = self._read_position(self._index)
+            self._position, self._deleted = self._read_position(self._index)
         except (OSError, ValueError) as error:  # damaged: FTS5 answers until it is rebuilt
             log.warning("The keyword index %s cannot be read (%s); FTS5 answers meanwhile, and "
                         "the next index run rebuilds it.", self.folder, error)  # fmt: skip
@@ -167,20 +187,24 @@ class TantivyKeywords:
         index.config_reader(reload_policy="Manual", num_warmers=0)
         return index
 
-    def _read_position(self, index: tantivy.Index) -> int | None:
+    def _read_position(self, index: tantivy.Index) -> tuple[int | None, int]:
+        """The position of ``index``'s commit and its deletions since it was built."""
         searcher = index.searcher()
         found = searcher.search(tantivy.Query.term_query(self.schema, "chunk", _POSITION), 1)
         if not found.hits:
-            return None
-        (position,) = searcher.fast_field_values("position", [found.hits[0][1]])
-        return int(position)
+            return None, 0
+        address = [found.hits[0][1]]
+        (position,) = searcher.fast_field_values("position", address)
+        (deleted,) = searcher.fast_field_values("deleted", address)
+        return int(position), int(deleted)
 
     # Writing (with the home's writer lock held).
 
     def catch_up(self, db: Database, progress: Progress = NO_PROGRESS) -> int:
         """Apply the chunks changed since the index's position; build the index from SQL when
-        there is none, it cannot be read, or the changes it lacks are no longer logged.
-        Returns the number of chunks written or deleted."""
+        there is none, it cannot be read, the changes it lacks are no longer logged, or the
+        deleted documents it still counts would pass a fifth of the live chunks. Returns the
+        number of chunks written or deleted."""
         applied = self.position()
         with db.read() as session:
             wanted = log_position(session)
@@ -197,13 +221,16 @@ class TantivyKeywords:
                     {"applied": applied},
                 )
             )
+            doomed = tantivy.Query.term_set_query(self.schema, "chunk", [_POSITION, *touched])
+            assert self._index is not None  # read by ``position``
+            deleted = self._deleted + self._index.searcher().search(doomed, 1, count=True).count
+            if deleted > _STALE_SHARE * (session.scalar(select(func.count(Chunk.id))) or 0):
+                return self._rebuild(db, session, wanted, progress)
             writer = self._writer()
-            writer.delete_documents_by_query(
-                tantivy.Query.term_set_query(self.schema, "chunk", [_POSITION, *touched])
-            )
+            writer.delete_documents_by_query(doomed)
             for start in range(0, len(touched), _BATCH):
                 self._add_chunks(writer, session, Chunk.id.in_(touched[start : start + _BATCH]))
-            self._commit(writer, wanted)
+            self._commit(writer, wanted, deleted)
         self._forget(db, wanted)
         return len(touched)
 
@@ -213,16 +240,23 @@ class TantivyKeywords:
             return self._rebuild(db, session, log_position(session), progress)
 
     def _rebuild(self, db: Database, session: Session, position: int, progress: Progress) -> int:
-        self._index, self._position = None, None
-        shutil.rmtree(self.folder, ignore_errors=True)  # damaged or outdated: made anew
-        self.folder.mkdir(parents=True, exist_ok=True)
+        for folder in self.folder.parent.glob("keywords-v*"):  # older kinds of the index
+            if folder != self.folder:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._reload()
+        if self._index is None:  # none, or unreadable: made anew
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
         writer = self._writer()
+        # In the commit that adds every chunk again: a reader sees the old index or the new one,
+        # never an empty or missing one.
+        writer.delete_all_documents()
         total = session.scalar(select(func.count(Chunk.id))) or 0
         done = last = 0
         while added := self._add_chunks(writer, session, Chunk.id > last, limit=_BATCH):
             done, last = done + len(added), added[-1]
             progress.report("build the keyword index", done, total, unit="chunk")
-        self._commit(writer, position)
+        self._commit(writer, position, deleted=0)
         self._forget(db, position)
         return done
 
@@ -238,7 +272,7 @@ class TantivyKeywords:
         ).all()
         for chunk_id, title, body in rows:
             text_words = " ".join(words(f"{title or ''}\n{body}"))
-            writer.add_document(tantivy.Document(chunk=chunk_id, body=text_words))
+            writer.add_document(tantivy.Document(chunk=chunk_id, every=1, body=text_words))
         return [chunk_id for chunk_id, _, _ in rows]
 
     def _writer(self) -> tantivy.IndexWriter:
@@ -246,9 +280,11 @@ class TantivyKeywords:
             self._index = self._open()
         return self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
 
-    def _commit(self, writer: tantivy.IndexWriter, position: int) -> None:
+    def _commit(self, writer: tantivy.IndexWriter, position: int, deleted: int) -> None:
         """The changes and the new position, in one commit; then let go of the writer."""
-        writer.add_document(tantivy.Document(chunk=_POSITION, position=position))
+        writer.add_document(
+            tantivy.Document(chunk=_POSITION, every=1, position=position, deleted=deleted)
+        )
         crash_point("keyword-commit")
         writer.commit()
         writer.wait_merging_threads()  # and the writer's lock is released
