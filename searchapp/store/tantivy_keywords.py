@@ -135,13 +135,13 @@ class TantivyKeywords:
         # Not deduplicated: "mite" and "mites" are two terms of FTS5's query, one stem twice.
         terms_of_query = words(" ".join(content_terms(query)[:_MAX_QUERY_TERMS]))
         searcher = self._index.searcher()
-        chunks = searcher.num_docs - 1  # live, less the position's document
+        total = searcher.num_docs - 1  # live chunks, less the position's document
         counted = searcher.doc_freq("every", 1)  # by Tantivy: the deleted documents too
         terms = []
         for word in terms_of_query:
             term = tantivy.Query.term_query(self.schema, "body", word)
             found = searcher.doc_freq("body", word)  # the deleted documents too
-            live = min(found, chunks)
+            live = min(found, total)
             if self._deleted and 0 < found <= _COUNT_LIVE_UP_TO:
                 live = searcher.search(term, 1, count=True).count
             if live:
@@ -149,7 +149,7 @@ class TantivyKeywords:
                 # counts, FTS5 (and the blend's fitted weights) by ln((N - n + 0.5) / (n + 0.5))
                 # over the live chunks: frequent terms count for almost nothing there. Rescaled
                 # to FTS5's weight, as a boost.
-                fts5 = max(math.log((chunks - live + 0.5) / (live + 0.5)), 1e-6)
+                fts5 = max(math.log((total - live + 0.5) / (live + 0.5)), 1e-6)
                 tantivy_weight = math.log1p((counted - found + 0.5) / (found + 0.5))
                 boost = fts5 / tantivy_weight
                 terms.append((tantivy.Occur.Should, tantivy.Query.boost_query(term, boost)))
