@@ -104,10 +104,11 @@ def test_the_fast_index_can_be_left_out(  # type: ignore[no-untyped-def]
 def _notes(folder: Path, count: int) -> list[Path]:
     """Notes that all say "zanzibarite"; the first one alone says "varnish"."""
     folder.mkdir(parents=True, exist_ok=True)
-    for n in range(count):
+    notes = [folder / f"note-{n}.txt" for n in range(count)]
+    for n, note in enumerate(notes):
         extra = " Keep them away from varnish." if n == 0 else ""
-        (folder / f"note-{n}.txt").write_text(f"Note {n} on zanzibarite crystals.{extra}")
-    return sorted(folder.iterdir(), key=lambda path: int(path.stem.split("-")[1]))
+        note.write_text(f"Note {n} on zanzibarite crystals.{extra}")
+    return notes
 
 
 def test_a_word_counted_in_deleted_documents_too_does_not_break_it(

@@ -61,7 +61,8 @@ _WRITER_HEAP = 64_000_000
 _BATCH = 2_000
 _MAX_QUERY_TERMS = 64
 # A word in more chunks than this is not counted again without the deleted ones (its postings
-# would all be read), and is weighed by fewer chunks than it is in (at most a fifth fewer).
+# would all be read): it is weighed as if its deleted chunks were live, and they are at most a
+# fifth as many as the live chunks (``_STALE_SHARE``).
 _COUNT_LIVE_UP_TO = 10_000
 
 
