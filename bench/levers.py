@@ -134,17 +134,16 @@ def plot(results: dict[str, dict], path: Path) -> None:
     test.set_ylabel("test nDCG@10, hybrid")
     test.set_title("SciFact test split (forced, whatever the gate says)", fontsize=10)
     test.legend(loc="lower right", fontsize=8)
-    untuned = results.get("untuned", {}).get("test_dense")
-    if untuned is not None:  # does the gate's view foretell the test split's?
-        for name in levers:
-            gain, change = results[name]["gate"]["gain"], results[name]["test_dense"] - untuned
-            agree.plot(gain, change, "o", color="#4c72b0")
-            agree.annotate(name, (gain, change), fontsize=7, xytext=(4, 2),
-                           textcoords="offset points")  # fmt: skip
-        agree.axvline(0.0, color="grey", linewidth=0.8)
-        agree.set_xlabel("held-out nDCG@10 change (what the gate sees)")
-        agree.set_ylabel("test nDCG@10 change, dense")
-        agree.set_title("the held-out change against the test split's", fontsize=10)
+    untuned = results["untuned"]["test_dense"]  # does the gate's view foretell the test split's?
+    for name in levers:
+        gain, change = results[name]["gate"]["gain"], results[name]["test_dense"] - untuned
+        agree.plot(gain, change, "o", color="#4c72b0")
+        agree.annotate(name, (gain, change), fontsize=7, xytext=(4, 2),
+                       textcoords="offset points")  # fmt: skip
+    agree.axvline(0.0, color="grey", linewidth=0.8)
+    agree.set_xlabel("held-out nDCG@10 change (what the gate sees)")
+    agree.set_ylabel("test nDCG@10 change, dense")
+    agree.set_title("the held-out change against the test split's", fontsize=10)
     figure.suptitle("Issue 12's levers: fine-tuning all-MiniLM-L6-v2 on SciFact's train split")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
