@@ -7,6 +7,9 @@ indexed with the untuned model (``--base``):
   shuffled:  ``searchapp train PAIRS --json``, PAIRS being SciFact's train pairs with their
              positives shuffled among the training queries (seeded), so they teach nothing.
 
+And both again with ``--gate two-part``, which also holds out queries about documents the training
+cites and wants those found better with confidence, the rest not worse with confidence.
+
 Each records the command's exit code and its JSON report (promoted, the reason, the gate's
 held-out queries, wins and losses, interval) in docs/gate_refusals.json; a run already recorded
 there is skipped. About 20 minutes a run on two CPU cores.
@@ -58,9 +61,12 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     pairs = args.work / "shuffled-pairs.jsonl"
     count = shuffled_pairs(args.beir, pairs)
+    triplet = ["train", "--beir", str(args.beir), "--split", "train", "--loss", "triplet"]
     runs = {
-        "triplet": ["train", "--beir", str(args.beir), "--split", "train", "--loss", "triplet"],
+        "triplet": triplet,
         "shuffled": ["train", str(pairs)],
+        "triplet-two-part": [*triplet, "--gate", "two-part"],
+        "shuffled-two-part": ["train", str(pairs), "--gate", "two-part"],
     }
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name, command in runs.items():
@@ -82,6 +88,8 @@ def main() -> None:
             "reason": report.get("reason"),
             "gate": report.get("gate"),
             "held_out": report.get("held_out"),
+            "seen": report.get("seen"),
+            "held_out_seen": report.get("held_out_seen"),
             "before": report.get("before"),
             "after": report.get("after"),
             "pairs_used": report.get("pairs_used"),

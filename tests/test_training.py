@@ -102,9 +102,10 @@ def test_pairs_that_teach_nothing_are_not_promoted(home: Settings, tmp_path: Pat
 
 def test_forced_promotion_then_rollback_restores_the_results(cli, home: Settings) -> None:  # type: ignore[no-untyped-def]
     before = _snapshot(home)
+    # Nothing held out: forced, it is served without a comparison, and says so.
     report = retrain(home, PairSources(files=(DATA / "pairs.jsonl",)),
-                     TrainingOptions(**QUICK, force=True))  # fmt: skip
-    assert report.promoted and "forced" in report.reason
+                     TrainingOptions(**{**QUICK, "held_out": 0.0}, force=True))  # fmt: skip
+    assert report.promoted and report.reason.startswith("forced: nDCG@10 +0.0000 on 0 held-out")
     after = _snapshot(home)
     assert after != before  # the new model's vectors now answer
     db = Database(home.database_url, lock_path=home.write_lock_path)
@@ -198,6 +199,37 @@ def test_a_second_training_replays_the_first_and_is_scored_on_its_held_out_queri
     # Hybrid's blend weight was fitted for the served version on queries it did not train on.
     assert fitted == two.dense_weight and fitted in BLEND_WEIGHTS
     assert Searcher(home).search("varroa", mode="dense") and Searcher(home).dense_weight == fitted
+
+
+def test_the_two_part_gate_holds_out_queries_about_trained_documents(cli, home: Settings) -> None:  # type: ignore[no-untyped-def]
+    before = _snapshot(home)
+    run = cli("--home", home.home, "train", DATA / "pairs.jsonl", "--epochs", "1",
+              "--batch-size", "8", "--held-out", "0.25", "--gate", "two-part",
+              "--min-queries", "3", "--json", "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert report["gate_rule"] == "two-part"
+    seen, unseen = report["seen"], report["gate"]
+    assert seen["queries"] == report["held_out_seen"]["queries"] >= 3
+    assert unseen["queries"] == report["held_out"]["queries"] > 0
+    assert seen["wins"] + seen["losses"] + seen["ties"] == seen["queries"]
+    assert "queries about documents it trained on" in report["reason"]
+    assert "queries about documents no training query cites" in report["reason"]
+    # Served only when better on the trained documents and not worse on the others.
+    served = seen["interval"][0] > 0 and unseen["interval"][1] >= 0
+    assert report["promoted"] is served, report["reason"]
+    assert (_snapshot(home) != before) is served
+    # The held-out queries about trained documents: never trained on, their documents all are.
+    db = Database(home.database_url)
+    with db.read() as session:
+        kept = session.query(TrainingPair).filter_by(model_version_id=report["version"]).all()
+        metrics = json.loads(session.get(ModelVersion, report["version"]).metrics_json)
+    trained = {p.document_id for p in kept if p.role == "train" and p.score >= 0.5}
+    train_queries = {p.query for p in kept if p.role == "train"}
+    held = {p.query: p.document_id for p in kept if p.role == "held_out" and p.score >= 0.5}
+    about_trained = {q for q, doc in held.items() if doc in trained}
+    assert len(about_trained) == seen["queries"] and not about_trained & train_queries
+    assert metrics["gate_rule"] == "two-part" and metrics["seen"] == seen
 
 
 def test_hybrid_blends_by_the_served_versions_weight(home: Settings) -> None:

@@ -3,13 +3,15 @@ and the gate's decision."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from indexer.training.gate import choose_weight, compare, decide
 from indexer.training.losses import training_rows
 from indexer.training.mining import MinedQuery
 from indexer.training.options import TrainingOptions
-from indexer.training.pairs import Judgement, split_by_document
+from indexer.training.pairs import Judgement, split_by_document, split_seen
 from searchapp.errors import InvalidOptionError
 from searchapp.evaluation import Metrics
 
@@ -113,6 +115,31 @@ def test_one_document_cited_by_every_query_leaves_nothing_to_hold_out() -> None:
     assert split_by_document(judgements, 0.3) == (judgements, [])  # one group: all train
 
 
+def test_queries_held_out_about_trained_documents_leave_their_documents_trained() -> None:
+    # Groups of one, two and three queries sharing a document, and one query citing two.
+    judgements = [Judgement(f"alone {i}", "p", 1.0, doc_id=i) for i in range(10)]
+    judgements += [Judgement(f"pair {i}{s}", "p", 1.0, doc_id=100 + i) for i in range(8)
+                   for s in "ab"]  # fmt: skip
+    judgements += [Judgement(f"three {s}", "p", 1.0, doc_id=200) for s in "abc"]
+    judgements += [Judgement("three b", "p", 1.0, doc_id=201)]  # cited by no other query
+    judgements += [Judgement("pair 0a", "wrong", 0.0, doc_id=300)]
+    train, seen = split_seen(judgements, 6, seed=3)
+    assert len({j.query for j in seen}) == 6
+    assert not {j.query for j in seen} & {j.query for j in train}  # whole queries move
+    trained = {j.doc_id for j in train if j.score >= 0.5}
+    for j in seen:
+        assert not j.query.startswith("alone")  # a query whose document nothing else cites
+        if j.score >= 0.5:
+            assert j.doc_id in trained  # every relevant document stays trained
+    assert "three b" not in {j.query for j in seen}  # its document 201 would go untrained
+    groups = [j.query.rstrip("abc") for j in seen if j.score >= 0.5]
+    assert len(groups) == len(set(groups))  # one query per group
+    assert sorted([*train, *seen], key=repr) == sorted(judgements, key=repr)  # nothing lost
+    assert split_seen(judgements, 6, seed=3) == (train, seen)  # seeded: the same again
+    assert len({j.query for j in split_seen(judgements, 50, seed=3)[1]}) == 9  # all it can
+    assert split_seen(judgements, 0) == (judgements, [])
+
+
 def test_the_gate_promotes_only_a_gain_it_is_confident_of() -> None:
     before = {f"q{i}": 0.5 for i in range(40)}
     better = _metrics({q: 0.6 + 0.01 * (i % 5) for i, q in enumerate(before)})
@@ -140,6 +167,8 @@ def test_the_gate_promotes_only_a_gain_it_is_confident_of() -> None:
     assert "check that each pair's document answers its query" in unfound.reason
     forced = decide(_metrics(before), noisy, TrainingOptions(force=True))
     assert forced.promote and forced.reason.startswith("forced: nDCG@10 +0.0050")
+    assert not forced.passed and decision.passed  # what the gate alone would have done
+    assert decide(_metrics(before), better, TrainingOptions(force=True)).passed
     assert not decide(_metrics(before), better, TrainingOptions(min_gain=0.2)).promote
 
 
@@ -184,3 +213,48 @@ def test_a_fitted_blend_weight_leaves_the_default_only_with_confidence() -> None
     assert choose_weight({0.5: default, 0.6: noisy}, 0.95) == 0.5  # best by a hair: noise
     assert choose_weight({0.5: default, 0.6: noisy, 0.7: clear}, 0.95) == 0.7
     assert choose_weight({0.4: default, 0.5: default, 0.6: default}, 0.95) == 0.5  # a tie
+
+
+def test_the_two_part_gate_wants_trained_documents_found_and_the_rest_no_worse() -> None:
+    options = TrainingOptions(gate="two-part")
+    unseen = _metrics({f"u{i}": 0.6 for i in range(30)})
+    seen_before = _metrics({f"s{i}": 0.5 for i in range(30)})
+    seen_better = _metrics({f"s{i}": 0.7 + 0.01 * (i % 3) for i in range(30)})
+    # Better on the trained documents, the others unchanged: served.
+    served = decide(unseen, unseen, options, seen=(seen_before, seen_better))
+    assert served.promote and served.reason.startswith("better: nDCG@10 +0.2100 on 30 held-out")
+    assert "queries about documents it trained on" in served.reason
+    assert "30 held-out queries about documents no training query cites" in served.reason
+    assert served.seen is not None and served.seen.wins == 30 and served.comparison.ties == 30
+    # The same gain, bought by ranking the rest of the collection worse: refused.
+    worse = _metrics({f"u{i}": 0.6 - 0.2 * (i % 2) for i in range(30)})
+    memoriser = decide(unseen, worse, options, seen=(seen_before, seen_better))
+    assert not memoriser.promote and "worse with 95% confidence on documents no training" in (
+        memoriser.reason
+    )
+    # No better on the trained documents: kept, not served.
+    flat = decide(unseen, unseen, options, seen=(seen_before, seen_before))
+    assert not flat.promote and flat.reason.startswith("not better with 95% confidence")
+    # Too few queries about trained documents to tell, whatever the rest says.
+    few = (_metrics({"s0": 0.1, "s1": 0.2}), _metrics({"s0": 0.9, "s1": 0.9}))
+    undecided = decide(unseen, unseen, options, seen=few)
+    assert not undecided.promote and "too few held-out queries about documents it trained on" in (
+        undecided.reason
+    )
+    assert decide(unseen, unseen, TrainingOptions(gate="two-part", force=True), seen=few).promote
+    # Held-out pairs neither model can answer (shuffled): nothing to check the gain against.
+    lost = _metrics({f"u{i}": 0.0 for i in range(30)})
+    unchecked = decide(lost, lost, options, seen=(seen_before, seen_better))
+    assert not unchecked.promote and "check that each pair's document" in unchecked.reason
+    # And forgetting what earlier versions learned refuses it as in the by-document gate.
+    standing = _metrics({f"e{i}": 0.8 for i in range(20)})
+    forgot = _metrics({f"e{i}": 0.8 - 0.3 * (i % 2) for i in range(20)})
+    refused = decide(unseen, unseen, options, (standing, forgot), (seen_before, seen_better))
+    assert not refused.promote and "forget" in refused.reason
+
+
+def test_the_gate_is_one_of_two_and_two_part_holds_out_from_the_pairs() -> None:
+    with pytest.raises(InvalidOptionError, match="Unknown gate 'both'"):
+        TrainingOptions(gate="both")
+    with pytest.raises(InvalidOptionError, match="choose one"):
+        TrainingOptions(gate="two-part", eval_beir=Path("beir"))

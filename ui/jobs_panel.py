@@ -99,27 +99,42 @@ def _index_result(result: dict) -> None:
             st.dataframe(result["skipped"], hide_index=True, use_container_width=True)
 
 
+def _compared(gate: dict, held_out: dict, which: str) -> str:
+    """One of the gate's comparisons (``Comparison.to_json``) in a sentence."""
+    low, high = gate["interval"]
+    return (
+        f"On **{gate['queries']} held-out queries** {which} ({held_out['documents']} "
+        f"documents): the candidate ranks **{gate['wins']} better**, **{gate['losses']} worse** "
+        f"and {gate['ties']} the same; mean nDCG@10 change {gate['gain']:+.4f}, "
+        f"{gate['confidence']:.0%} interval {low:+.4f} to {high:+.4f}."
+    )
+
+
 def _train_result(result: dict) -> None:
     (st.success if result["promoted"] else st.warning)(
         f"Version {result['version']}: {'promoted' if result['promoted'] else 'not promoted'} — "
         f"{result['reason']}"
     )
+    if result["promoted"] and not result.get("passed_gate", True):
+        st.caption("Served because you asked to: the gate alone would not have served it.")
     st.table(
         [
             {"metric": name, "before": result["before"][name], "after": result["after"][name]}
             for name in ("ndcg@10", "recall@100", "mrr@10")
         ]
     )
+    seen, held_seen = result.get("seen"), result.get("held_out_seen")
+    if seen and seen["queries"] and held_seen:
+        st.markdown(
+            _compared(seen, held_seen, "about documents it was trained on")
+            + " It must be better here with confidence (the two-part gate)."
+        )
     gate, held_out = result.get("gate"), result.get("held_out")
     if gate and held_out:
-        low, high = gate["interval"]
-        st.markdown(
-            f"Decided on **{gate['queries']} held-out queries** ({held_out['documents']} "
-            "documents that no training query cites): the candidate ranks "
-            f"**{gate['wins']} better**, **{gate['losses']} worse** and {gate['ties']} the same; "
-            f"mean nDCG@10 change {gate['gain']:+.4f}, {gate['confidence']:.0%} interval "
-            f"{low:+.4f} to {high:+.4f}."
-        )
+        said = _compared(gate, held_out, "about documents that no training query cites")
+        if seen:
+            said += " It must not be worse here with confidence."
+        st.markdown(said)
     standing = result.get("standing")
     if standing:
         low, high = standing["interval"]

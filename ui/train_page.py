@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from indexer.training.options import TrainingOptions
+from indexer.training.options import GATES, TrainingOptions
 from searchapp.choices import LOSS, POOLING
 from searchapp.feedback import feedback_counts
 from searchapp.search import DENSE_WEIGHT
@@ -51,6 +51,12 @@ def _versions() -> None:
         jobs_panel.start(["models", "rollback"])
 
 
+GATE_LABELS = {
+    "by-document": "queries about documents it was not trained on",
+    "two-part": "queries about the documents it was trained on (and not worse on the others)",
+}
+
+
 def render() -> None:
     st.header("Train")
     relevant, not_relevant = feedback_counts(database())
@@ -68,11 +74,16 @@ def render() -> None:
             "Replay: earlier training queries mixed in, per new query",
             min_value=0.0, max_value=3.0, value=TrainingOptions.replay, step=0.5,
         )  # fmt: skip
+        gate = st.radio(
+            "Gate: the new version is served when it is better with confidence on",
+            GATES, horizontal=True, format_func=GATE_LABELS.get,
+        )  # fmt: skip
         force = st.checkbox("Serve the new version even if it is not better")
         start = st.form_submit_button("Train")
     if start:
         arguments = ["train", *([pairs] if pairs else []), "--feedback", "--loss", loss,
-                     "--epochs", str(int(epochs)), "--replay", str(replay)]  # fmt: skip
+                     "--epochs", str(int(epochs)), "--replay", str(replay),
+                     "--gate", gate]  # fmt: skip
         if pooling != KEEP:
             arguments += ["--pooling", pooling]
         if int(layer):

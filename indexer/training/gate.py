@@ -7,10 +7,17 @@ above ``min_gain`` (0 by default). With fewer than ``min_queries`` held-out quer
 decided and the served version stays; the report says so, and ``--force`` serves it anyway.
 It is refused, whatever its own held-out queries say, when it is worse with the same confidence on
 the standing evaluation set: the queries earlier versions held out (``history.standing_set``).
+
+The held-out queries are chosen by document (``split_by_document``): no training query cites
+their documents, so this asks whether the candidate ranks documents it never saw better. The
+``two-part`` gate asks what a user who gave 👍 to documents expects instead: better with confidence
+on held-out queries about documents it trained on (``split_seen``), and, so that it cannot win by
+memorising them alone, not worse with confidence on the by-document queries.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,9 +54,9 @@ class Comparison:
             "confidence": self.confidence,
         }  # fmt: skip
 
-    def describe(self) -> str:
+    def describe(self, queries: str = "held-out queries") -> str:
         return (
-            f"nDCG@10 {self.gain:+.4f} on {self.queries} held-out queries "
+            f"nDCG@10 {self.gain:+.4f} on {self.queries} {queries} "
             f"({self.confidence:.0%} interval {self.low:+.4f} to {self.high:+.4f}; "
             f"{self.wins} better, {self.losses} worse, {self.ties} the same)"
         )
@@ -83,6 +90,8 @@ class GateDecision:
     reason: str
     comparison: Comparison
     standing: Comparison | None = None  # on the queries earlier versions held out
+    seen: Comparison | None = None  # two-part gate: on held-out queries about trained documents
+    passed: bool = False  # whether the gate itself would serve it (also when forced)
 
 
 def decide(
@@ -90,17 +99,36 @@ def decide(
     after: Metrics,
     options: TrainingOptions,
     standing: tuple[Metrics, Metrics] | None = None,
+    seen: tuple[Metrics, Metrics] | None = None,
 ) -> GateDecision:
     """Promote when the candidate is better with confidence: the whole interval of its mean
     per-query gain lies above ``min_gain`` (0: any gain), and it is not worse with confidence on
     the standing set (``standing``: the served model's and the candidate's scores there). Too few
     held-out queries to tell decides nothing and keeps the served version; ``force`` promotes
-    regardless."""
+    regardless. With ``seen`` (the two-part gate: both models' scores on held-out queries about
+    documents the candidate trained on), see ``_decide_two_part``."""
+    if options.force:  # served; the report still says whether the gate would have served it
+        passed = _decide(before, after, dataclasses.replace(options, force=False), standing, seen)
+        forced = _decide(before, after, options, standing, seen)
+        return dataclasses.replace(forced, passed=passed.promote)
+    decision = _decide(before, after, options, standing, seen)
+    return dataclasses.replace(decision, passed=decision.promote)
+
+
+def _decide(
+    before: Metrics,
+    after: Metrics,
+    options: TrainingOptions,
+    standing: tuple[Metrics, Metrics] | None,
+    seen: tuple[Metrics, Metrics] | None,
+) -> GateDecision:
     comparison = compare(before.per_query, after.per_query, options.confidence, options.seed)
     kept = None
     if standing is not None:
         served, candidate = standing
         kept = compare(served.per_query, candidate.per_query, options.confidence, options.seed)
+    if seen is not None:
+        return _decide_two_part(before, after, comparison, kept, seen, options)
     said = comparison.describe() + _standing_said(kept, options)
 
     def decision(promote: bool, reason: str) -> GateDecision:
@@ -129,6 +157,61 @@ def decide(
         False,
         f"not better with {options.confidence:.0%} confidence: {said}; the candidate is kept "
         f"but not served{_unfound(before, after, comparison)}",
+    )
+
+
+def _decide_two_part(
+    before: Metrics,
+    after: Metrics,
+    unseen: Comparison,
+    kept: Comparison | None,
+    seen: tuple[Metrics, Metrics],
+    options: TrainingOptions,
+) -> GateDecision:
+    """Promote when the candidate is better with confidence on the held-out queries about
+    documents it trained on, and not worse with confidence on those about documents no training
+    query cites (``unseen``) nor on the standing set. Pairs whose by-document held-out answers
+    neither model finds are refused: what the candidate learnt of them cannot be checked."""
+    better = compare(seen[0].per_query, seen[1].per_query, options.confidence, options.seed)
+    said = (
+        better.describe("held-out queries about documents it trained on")
+        + "; "
+        + unseen.describe("held-out queries about documents no training query cites")
+        + _standing_said(kept, options)
+    )
+
+    def decision(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(promote, reason, unseen, kept, better)
+
+    not_served = "the candidate is kept but not served"
+    if options.force:
+        return decision(True, f"forced: {said}")
+    if better.queries < options.min_queries:
+        return decision(
+            False,
+            f"too few held-out queries about documents it trained on to decide ({better.queries}, "
+            f"at least {options.min_queries} needed): the served version stays and {not_served}; "
+            f"add pairs, or pass --force. {said[0].upper()}{said[1:]}",
+        )
+    if kept is not None and kept.queries >= options.min_queries and kept.high < 0:
+        return decision(
+            False,
+            f"worse with {options.confidence:.0%} confidence on the queries earlier versions held "
+            f"out, so it would forget what they learned: {said}; {not_served}",
+        )
+    if unseen.queries >= options.min_queries and unseen.high < 0:
+        return decision(
+            False,
+            f"worse with {options.confidence:.0%} confidence on documents no training query "
+            f"cites, so it would find the rest of the collection worse: {said}; {not_served}",
+        )
+    unfound = _unfound(before, after, unseen)
+    if unfound:
+        return decision(False, f"not checkable: {said}; {not_served}{unfound}")
+    if better.low > options.min_gain:
+        return decision(True, f"better: {said}")
+    return decision(
+        False, f"not better with {options.confidence:.0%} confidence: {said}; {not_served}"
     )
 
 
@@ -195,6 +278,8 @@ def _score(
     searcher: Searcher, qrels: dict[str, dict[str, int]], mode: str, weight: float | None = None
 ) -> Metrics:
     queries = sorted(qrels)
+    if not queries:  # none held out (forced): nothing to compare, which the gate then says
+        return Metrics(0.0, 0.0, 0.0, 0, per_query={})
     answers = searcher.search_many(queries, k=100, mode=mode, dense_weight=weight)
     rankings = {q: [str(r.doc_id) for r in a] for q, a in zip(queries, answers, strict=True)}
     return score_rankings(rankings, qrels)

@@ -28,6 +28,7 @@ class PairSources:
 
 
 MINE_FROM = ("dense", "hybrid")
+GATES = ("by-document", "two-part")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,15 @@ class TrainingOptions:
             "multiple of the new ones (0: none)"
         },
     )
+    gate: str = field(
+        default="by-document",
+        metadata={
+            "help": "by-document: better with confidence on held-out queries whose documents no "
+            "training query cites; two-part: better with confidence on held-out queries about "
+            "documents it trains on, and not worse with confidence on the by-document ones",
+            "choices": GATES,
+        },
+    )
     min_gain: float = field(
         default=0.0,
         metadata={"help": "nDCG@10 gain the whole confidence interval must clear to be served"},
@@ -104,6 +114,13 @@ class TrainingOptions:
         if self.mine_from not in MINE_FROM:
             raise InvalidOptionError(
                 f"Unknown ranking to mine from {self.mine_from!r}: choose dense or hybrid."
+            )
+        if self.gate not in GATES:
+            raise InvalidOptionError(f"Unknown gate {self.gate!r}: choose by-document or two-part.")
+        if self.gate == "two-part" and self.eval_beir is not None:
+            raise InvalidOptionError(
+                "The two-part gate holds out queries from the pairs, and --eval-beir gates on a "
+                "separate set instead: choose one."
             )
         if self.replay < 0:
             raise InvalidOptionError(f"replay must be 0 or more, got {self.replay}.")

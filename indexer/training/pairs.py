@@ -216,6 +216,40 @@ def split_by_document(
     return train, [j for j in judgements if j.query in held]
 
 
+def split_seen(
+    train: Iterable[Judgement], count: int, seed: int = 13
+) -> tuple[list[Judgement], list[Judgement]]:
+    """(train, held-out) again, the other way round: ``count`` queries (at most) whose relevant
+    documents all stay cited by the training queries, so the gate can ask what a user who gave
+    👍 to a document expects, that it is found for a new question about it.
+
+    One query per group of queries sharing relevant documents (``split_by_document``'s groups),
+    never the last of its group, in a seeded order; a query is taken only if every one of its
+    relevant documents is also relevant to another query of its group. Stable for a given seed.
+    """
+    import random
+
+    train = list(train)
+    relevant: dict[str, set[int]] = {}
+    for j in train:
+        if j.score >= 0.5 and j.doc_id is not None:
+            relevant.setdefault(j.query, set()).add(j.doc_id)
+    rng = random.Random(seed)
+    groups = [sorted(group) for group in _groups(relevant) if len(group) > 1]
+    rng.shuffle(groups)
+    held: set[str] = set()
+    for group in groups:
+        if len(held) >= count:
+            break
+        rng.shuffle(group)
+        for query in group:
+            others = set().union(*(relevant[other] for other in group if other != query))
+            if relevant[query] <= others:
+                held.add(query)
+                break
+    return [j for j in train if j.query not in held], [j for j in train if j.query in held]
+
+
 def _groups(relevant: dict[str, set[int]]) -> list[set[str]]:
     """The queries joined by shared relevant documents (connected components), in a stable
     order: each group's first query, sorted."""

@@ -39,6 +39,7 @@ from indexer.training.pairs import (
     read_feedback,
     read_pairs_file,
     split_by_document,
+    split_seen,
 )
 from searchapp.encoder import EncoderSpec
 from searchapp.errors import PairsError
@@ -70,9 +71,13 @@ class TrainingReport:
     after: dict[str, float]
     promoted: bool
     reason: str
+    passed_gate: bool  # whether the gate served it, or would have without --force
     gate: dict[str, object] = field(default_factory=dict)  # Comparison.to_json()
     held_out: dict[str, int] = field(default_factory=dict)  # queries and documents held out
     standing: dict[str, object] = field(default_factory=dict)  # on earlier held-out queries
+    gate_rule: str = "by-document"  # TrainingOptions.gate
+    seen: dict[str, object] = field(default_factory=dict)  # two-part: on trained documents
+    held_out_seen: dict[str, int] = field(default_factory=dict)  # their queries and documents
     replayed: dict[str, int] = field(default_factory=dict)  # earlier queries and pairs mixed in
     dense_weight: float | None = None  # hybrid's blend weight fitted for the candidate
     seconds: float = 0.0
@@ -91,9 +96,13 @@ class TrainingReport:
             "after": self.after,
             "promoted": self.promoted,
             "reason": self.reason,
+            "passed_gate": self.passed_gate,
             "gate": self.gate,
             "held_out": self.held_out,
             "standing": self.standing,
+            "gate_rule": self.gate_rule,
+            "seen": self.seen,
+            "held_out_seen": self.held_out_seen,
             "replayed": self.replayed,
             "dense_weight": self.dense_weight,
             "seconds": round(self.seconds, 1),
@@ -114,10 +123,15 @@ def load_pairs(db: Database, sources: PairSources, resolver: DocumentResolver) -
 
 def split_pairs(
     pairs: PairSet, options: TrainingOptions
-) -> tuple[list[Judgement], list[Judgement]]:
-    """(train, held out), refusing pairs that cannot train or cannot be judged."""
+) -> tuple[list[Judgement], list[Judgement], list[Judgement]]:
+    """(train, held out by document, held out about trained documents: the two-part gate's),
+    refusing pairs that cannot train or cannot be judged."""
     fraction = 0.0 if options.eval_beir else options.held_out
     train, held_out = split_by_document(pairs.judgements, fraction, options.seed)
+    seen: list[Judgement] = []
+    if options.gate == "two-part":
+        wanted = round(counted(pairs.judgements)["queries"] * fraction)
+        train, seen = split_seen(train, wanted, options.seed)
     if not any(j.score >= 0.5 for j in train):
         raise PairsError(
             "No usable training pairs: give a pairs file, --beir DIR, or 👍 feedback "
@@ -128,7 +142,7 @@ def split_pairs(
             "Too few queries to hold some out for the evaluation gate: add pairs, name an "
             "evaluation set (--eval-beir DIR --eval-split S), or pass --force."
         )
-    return train, held_out
+    return train, held_out, seen
 
 
 def counted(judgements: list[Judgement]) -> dict[str, int]:
@@ -212,12 +226,12 @@ def retrain(
 
         resolver = DocumentResolver(db)
         pairs = load_pairs(db, sources, resolver)
-        new, held_out = split_pairs(pairs, options)
+        new, held_out, seen = split_pairs(pairs, options)
         replayed = replay_pairs(
-            db, resolver, served.id, new, held_out, options.replay, options.seed
+            db, resolver, served.id, new, [*held_out, *seen], options.replay, options.seed
         )
         train = [*new, *replayed]
-        standing = standing_set(db, resolver, train, held_out)
+        standing = standing_set(db, resolver, train, [*held_out, *seen])
 
         searcher = Searcher(settings, db, generation_id=served_generation.id)
         mined = mine(
@@ -251,12 +265,19 @@ def retrain(
                 score_judgements(settings, db, served_generation.id, standing),
                 score_judgements(settings, db, generation.id, standing),
             )
-        decision = decide(before, after, options, standing_scores)
+        seen_scores = None
+        if options.gate == "two-part":
+            seen_scores = (
+                score_judgements(settings, db, served_generation.id, seen),
+                score_judgements(settings, db, generation.id, seen),
+            )
+        decision = decide(before, after, options, standing_scores, seen_scores)
         kept = decision.standing.to_json() if decision.standing else {}
-        unseen = [*held_out, *standing]  # queries the candidate was not trained on
+        on_seen = decision.seen.to_json() if decision.seen else {}
+        untrained = [*held_out, *seen, *standing]  # queries the candidate was not trained on
         weight, curve = None, {}
-        if counted(unseen)["queries"] >= options.min_queries:
-            weight, curve = fit_blend(settings, db, generation.id, unseen, options.confidence)
+        if counted(untrained)["queries"] >= options.min_queries:
+            weight, curve = fit_blend(settings, db, generation.id, untrained, options.confidence)
         with db.write() as session:
             row = session.get(ModelVersion, version.id)
             assert row is not None
@@ -264,9 +285,10 @@ def retrain(
                 "before": before.to_json(), "after": after.to_json(),
                 "gate": decision.comparison.to_json(), "held_out": counted(held_out),
                 "standing": kept, "blend": {str(w): round(v, 6) for w, v in curve.items()},
+                "gate_rule": options.gate, "seen": on_seen, "held_out_seen": counted(seen),
             })  # fmt: skip
             row.dense_weight = weight
-            record_pairs(session, version.id, new, held_out)
+            record_pairs(session, version.id, new, [*held_out, *seen])
         if decision.promote:
             activate(db, generation.id)
         else:
@@ -282,9 +304,13 @@ def retrain(
         after=after.to_json(),
         promoted=decision.promote,
         reason=decision.reason,
+        passed_gate=decision.passed,
         gate=decision.comparison.to_json(),
         held_out=counted(held_out),
         standing=kept,
+        gate_rule=options.gate,
+        seen=on_seen,
+        held_out_seen=counted(seen),
         dense_weight=weight,
         replayed={"queries": len({j.query for j in replayed}), "pairs": len(replayed)},
         seconds=time.perf_counter() - started,
