@@ -106,7 +106,7 @@ def decide(
     the standing set (``standing``: the served model's and the candidate's scores there). Too few
     held-out queries to tell decides nothing and keeps the served version; ``force`` promotes
     regardless. With ``seen`` (the two-part gate: both models' scores on held-out queries about
-    documents the candidate trained on), see ``_decide_two_part``."""
+    documents the candidate trained on), see ``_decide``."""
     if options.force:  # served; the report still says whether the gate would have served it
         passed = _decide(before, after, dataclasses.replace(options, force=False), standing, seen)
         forced = _decide(before, after, options, standing, seen)
@@ -122,76 +122,39 @@ def _decide(
     standing: tuple[Metrics, Metrics] | None,
     seen: tuple[Metrics, Metrics] | None,
 ) -> GateDecision:
-    comparison = compare(before.per_query, after.per_query, options.confidence, options.seed)
+    """The by-document gate, or with ``seen`` the two-part one: better with confidence on the
+    held-out queries about documents the candidate trained on, and not worse with confidence on
+    the by-document ones. Pairs whose by-document held-out answers neither model finds are then
+    refused: what the candidate learnt of them cannot be checked."""
+    unseen = compare(before.per_query, after.per_query, options.confidence, options.seed)
     kept = None
     if standing is not None:
         served, candidate = standing
         kept = compare(served.per_query, candidate.per_query, options.confidence, options.seed)
+    better, which = unseen, "held-out queries"  # what the candidate must be better on
+    said = unseen.describe()
     if seen is not None:
-        return _decide_two_part(before, after, comparison, kept, seen, options)
-    said = comparison.describe() + _standing_said(kept, options)
-
-    def decision(promote: bool, reason: str) -> GateDecision:
-        return GateDecision(promote, reason, comparison, kept)
-
-    if options.force:
-        return decision(True, f"forced: {said}")
-    if comparison.queries < options.min_queries:
-        return decision(
-            False,
-            f"too few held-out queries to decide ({comparison.queries}, at least "
-            f"{options.min_queries} needed{_enough(options)}): the served version stays and the "
-            f"candidate is kept but not served; add pairs, or pass --force. "
-            f"{said[0].upper()}{said[1:]}",
+        better = compare(seen[0].per_query, seen[1].per_query, options.confidence, options.seed)
+        which = "held-out queries about documents it trained on"
+        said = (
+            f"{better.describe(which)}; "
+            f"{unseen.describe('held-out queries about documents no training query cites')}"
         )
-    if kept is not None and kept.queries >= options.min_queries and kept.high < 0:
-        return decision(
-            False,
-            f"worse with {options.confidence:.0%} confidence on the queries earlier versions held "
-            f"out, so it would forget what they learned: {said}; the candidate is kept but not "
-            "served",
-        )
-    if comparison.low > options.min_gain:
-        return decision(True, f"better: {said}")
-    return decision(
-        False,
-        f"not better with {options.confidence:.0%} confidence: {said}; the candidate is kept "
-        f"but not served{_unfound(before, after, comparison)}",
-    )
-
-
-def _decide_two_part(
-    before: Metrics,
-    after: Metrics,
-    unseen: Comparison,
-    kept: Comparison | None,
-    seen: tuple[Metrics, Metrics],
-    options: TrainingOptions,
-) -> GateDecision:
-    """Promote when the candidate is better with confidence on the held-out queries about
-    documents it trained on, and not worse with confidence on those about documents no training
-    query cites (``unseen``) nor on the standing set. Pairs whose by-document held-out answers
-    neither model finds are refused: what the candidate learnt of them cannot be checked."""
-    better = compare(seen[0].per_query, seen[1].per_query, options.confidence, options.seed)
-    said = (
-        better.describe("held-out queries about documents it trained on")
-        + "; "
-        + unseen.describe("held-out queries about documents no training query cites")
-        + _standing_said(kept, options)
-    )
-
-    def decision(promote: bool, reason: str) -> GateDecision:
-        return GateDecision(promote, reason, unseen, kept, better)
-
+    said += _standing_said(kept, options)
     not_served = "the candidate is kept but not served"
+
+    def decision(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(promote, reason, unseen, kept, None if seen is None else better)
+
     if options.force:
         return decision(True, f"forced: {said}")
     if better.queries < options.min_queries:
+        enough = _enough(options) if seen is None else ""
         return decision(
             False,
-            f"too few held-out queries about documents it trained on to decide ({better.queries}, "
-            f"at least {options.min_queries} needed): the served version stays and {not_served}; "
-            f"add pairs, or pass --force. {said[0].upper()}{said[1:]}",
+            f"too few {which} to decide ({better.queries}, at least {options.min_queries} "
+            f"needed{enough}): the served version stays and {not_served}; add pairs, or pass "
+            f"--force. {said[0].upper()}{said[1:]}",
         )
     if kept is not None and kept.queries >= options.min_queries and kept.high < 0:
         return decision(
@@ -199,19 +162,21 @@ def _decide_two_part(
             f"worse with {options.confidence:.0%} confidence on the queries earlier versions held "
             f"out, so it would forget what they learned: {said}; {not_served}",
         )
-    if unseen.queries >= options.min_queries and unseen.high < 0:
-        return decision(
-            False,
-            f"worse with {options.confidence:.0%} confidence on documents no training query "
-            f"cites, so it would find the rest of the collection worse: {said}; {not_served}",
-        )
     unfound = _unfound(before, after, unseen)
-    if unfound:
-        return decision(False, f"not checkable: {said}; {not_served}{unfound}")
+    if seen is not None:
+        if unseen.queries >= options.min_queries and unseen.high < 0:
+            return decision(
+                False,
+                f"worse with {options.confidence:.0%} confidence on documents no training query "
+                f"cites, so it would find the rest of the collection worse: {said}; {not_served}",
+            )
+        if unfound:
+            return decision(False, f"not checkable: {said}; {not_served}{unfound}")
     if better.low > options.min_gain:
         return decision(True, f"better: {said}")
     return decision(
-        False, f"not better with {options.confidence:.0%} confidence: {said}; {not_served}"
+        False,
+        f"not better with {options.confidence:.0%} confidence: {said}; {not_served}{unfound}",
     )
 
 
