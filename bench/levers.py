@@ -55,6 +55,7 @@ LEVERS: dict[str, dict[str, object]] = {
     # The two-part gate: a tenth of the queries also held out about documents training cites.
     "two-part": {"gate": "two-part"},
     "two-part-epochs-3": {"gate": "two-part", "epochs": 3},
+    "two-part-epochs-4": {"gate": "two-part", "epochs": 4},
 }
 
 
