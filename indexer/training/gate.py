@@ -107,12 +107,11 @@ def decide(
     held-out queries to tell decides nothing and keeps the served version; ``force`` promotes
     regardless. With ``seen`` (the two-part gate: both models' scores on held-out queries about
     documents the candidate trained on), see ``_decide``."""
+    decision, said = _decide(before, after, options, standing, seen)
+    decision = dataclasses.replace(decision, passed=decision.promote)
     if options.force:  # served; the report still says whether the gate would have served it
-        passed = _decide(before, after, dataclasses.replace(options, force=False), standing, seen)
-        forced = _decide(before, after, options, standing, seen)
-        return dataclasses.replace(forced, passed=passed.promote)
-    decision = _decide(before, after, options, standing, seen)
-    return dataclasses.replace(decision, passed=decision.promote)
+        return dataclasses.replace(decision, promote=True, reason=f"forced: {said}")
+    return decision
 
 
 def _decide(
@@ -121,8 +120,9 @@ def _decide(
     options: TrainingOptions,
     standing: tuple[Metrics, Metrics] | None,
     seen: tuple[Metrics, Metrics] | None,
-) -> GateDecision:
-    """The by-document gate, or with ``seen`` the two-part one: better with confidence on the
+) -> tuple[GateDecision, str]:
+    """The gate's own decision (``force`` aside) and what it measured, in words: the
+    by-document gate, or with ``seen`` the two-part one: better with confidence on the
     held-out queries about documents the candidate trained on, and not worse with confidence on
     the by-document ones. Pairs whose by-document held-out answers neither model finds are then
     refused: what the candidate learnt of them cannot be checked."""
@@ -143,11 +143,9 @@ def _decide(
     said += _standing_said(kept, options)
     not_served = "the candidate is kept but not served"
 
-    def decision(promote: bool, reason: str) -> GateDecision:
-        return GateDecision(promote, reason, unseen, kept, None if seen is None else better)
+    def decision(promote: bool, reason: str) -> tuple[GateDecision, str]:
+        return GateDecision(promote, reason, unseen, kept, None if seen is None else better), said
 
-    if options.force:
-        return decision(True, f"forced: {said}")
     if better.queries < options.min_queries:
         enough = _enough(options) if seen is None else ""
         return decision(
