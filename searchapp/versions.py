@@ -227,9 +227,27 @@ class VersionRow:
 
     @property
     def gate(self) -> str:
+        """nDCG@10 before -> after on the held-out queries about documents it was not trained on."""
         if not self.metrics:
             return "-"
         return f"{self.metrics['before']['ndcg@10']:.4f}->{self.metrics['after']['ndcg@10']:.4f}"
+
+    @property
+    def decided_on(self) -> str:
+        """The comparison the gate decided on: the change and its interval, on which queries."""
+        if not self.metrics:
+            return "-"
+        rule = self.metrics.get("gate_rule", "by-document")
+        two_part = rule == "two-part" and self.metrics.get("seen")
+        comparison = self.metrics["seen"] if two_part else self.metrics["gate"]
+        about = "held-out queries about trained documents" if two_part else "held-out queries"
+        if not comparison.get("queries"):
+            return f"{rule}: no held-out queries"
+        low, high = comparison["interval"]
+        return (
+            f"{rule}: {comparison['gain']:+.4f} ({low:+.4f}..{high:+.4f}) "
+            f"on {comparison['queries']} {about}"
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -241,6 +259,7 @@ class VersionRow:
             "fingerprint": self.fingerprint,
             "created_at": self.created_at.isoformat(),
             "gate": self.metrics,
+            "decided_on": self.decided_on,
             "dense_weight": self.dense_weight,
         }
 

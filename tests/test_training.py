@@ -115,6 +115,8 @@ def test_forced_promotion_then_rollback_restores_the_results(cli, home: Settings
     run = cli("--home", home.home, "models", "rollback")
     assert run.code == 0, run.err
     assert "serving model version 1" in run.out
+    listed = cli("--home", home.home, "models", "list").out
+    assert "gate by-document: no held-out queries" in listed  # what the gate had to go on
     assert _snapshot(home) == before
     statuses = {v.id: v.status for v in list_versions(db)}
     assert statuses == {1: "active", report.version: "retired"}
@@ -230,6 +232,11 @@ def test_the_two_part_gate_holds_out_queries_about_trained_documents(cli, home: 
     about_trained = {q for q, doc in held.items() if doc in trained}
     assert len(about_trained) == seen["queries"] and not about_trained & train_queries
     assert metrics["gate_rule"] == "two-part" and metrics["seen"] == seen
+    # The versions list says which comparison decided, with its interval.
+    listed = cli("--home", home.home, "models", "list")
+    low, high = seen["interval"]
+    assert (f"gate two-part: {seen['gain']:+.4f} ({low:+.4f}..{high:+.4f}) on {seen['queries']} "
+            "held-out queries about trained documents") in listed.out  # fmt: skip
 
 
 def test_hybrid_blends_by_the_served_versions_weight(home: Settings) -> None:

@@ -34,7 +34,8 @@ def _versions() -> None:
     st.dataframe(
         [
             {"id": v.id, "status": v.status, "name": v.name, "pooling": v.pooling,
-             "layer": v.layer or "final", "gate nDCG@10": v.gate,
+             "layer": v.layer or "final", "held-out nDCG@10": v.gate,
+             "gate decided on": v.decided_on,
              "hybrid dense weight": v.dense_weight or DENSE_WEIGHT,
              "fingerprint": v.fingerprint[:12]}
             for v in versions
