@@ -116,7 +116,7 @@ def test_forced_promotion_then_rollback_restores_the_results(cli, home: Settings
     assert run.code == 0, run.err
     assert "serving model version 1" in run.out
     listed = cli("--home", home.home, "models", "list").out
-    assert "gate by-document: no held-out queries" in listed  # what the gate had to go on
+    assert "gate two-part: no held-out queries" in listed  # what the gate had to go on
     assert _snapshot(home) == before
     statuses = {v.id: v.status for v in list_versions(db)}
     assert statuses == {1: "active", report.version: "retired"}

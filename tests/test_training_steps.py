@@ -11,7 +11,8 @@ from indexer.training.gate import choose_weight, compare, decide
 from indexer.training.losses import training_rows
 from indexer.training.mining import MinedQuery
 from indexer.training.options import TrainingOptions
-from indexer.training.pairs import Judgement, split_by_document, split_seen
+from indexer.training.pairs import Judgement, PairSet, split_by_document, split_seen
+from indexer.training.retrain import split_pairs
 from searchapp.errors import InvalidOptionError
 from searchapp.evaluation import Metrics
 
@@ -256,5 +257,12 @@ def test_the_two_part_gate_wants_trained_documents_found_and_the_rest_no_worse()
 def test_the_gate_is_one_of_two_and_two_part_holds_out_from_the_pairs() -> None:
     with pytest.raises(InvalidOptionError, match="Unknown gate 'both'"):
         TrainingOptions(gate="both")
-    with pytest.raises(InvalidOptionError, match="choose one"):
-        TrainingOptions(gate="two-part", eval_beir=Path("beir"))
+    assert TrainingOptions().gate == "two-part"  # the default
+    # With an evaluation set of its own, the two-part gate's other part is that set: from the
+    # pairs it holds out only queries about trained documents.
+    pairs = PairSet([Judgement(f"q{i}", "p", 1.0, doc_id=i // 2) for i in range(100)])
+    train, by_document, seen = split_pairs(pairs, TrainingOptions(eval_beir=Path("beir")))
+    assert not by_document and len({j.query for j in seen}) == 10
+    assert {j.doc_id for j in seen} <= {j.doc_id for j in train}
+    train, by_document, seen = split_pairs(pairs, TrainingOptions(gate="by-document"))
+    assert not seen and len({j.query for j in by_document}) == 10

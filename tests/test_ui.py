@@ -211,18 +211,20 @@ def test_train_page_trains_shows_the_gate_and_serves_the_new_version(
     assert not app.exception, app.exception
     _after_jobs(app, own_home)
     warning = next(w.value for w in app.warning if "not promoted" in w.value)
-    assert "too few held-out queries to decide" in warning and "judged queries" in warning
+    assert "too few held-out queries about documents it trained on to decide" in warning
+    assert "100 judged queries, some of them about the same documents" in warning
     statuses = {row["status"] for row in app.dataframe[0].value.to_dict("records")}
     assert statuses == {"active", "candidate"}
     # The user may serve it anyway.
     next(c for c in app.checkbox if "even if it is not better" in c.label).check()
-    next(r for r in app.radio if r.label.startswith("Gate")).set_value("two-part")
+    next(r for r in app.radio if r.label.startswith("Gate")).set_value("by-document")
     next(b for b in app.button if b.label == "Train").click()
     app.run()
     assert not app.exception, app.exception
     _after_jobs(app, own_home)
     success = next(s.value for s in app.success if "promoted" in s.value)
-    assert "forced" in success and "queries about documents it trained on" in success
+    assert "forced" in success and "held-out queries (95% interval" in success
+    assert "documents it trained on" not in success  # the by-document gate, as chosen
     assert any("the gate alone would not have served it" in c.value for c in app.caption)
     assert app.table  # before / after metrics
     # The same pairs trained the same weights: the kept candidate is the version now served.

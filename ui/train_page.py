@@ -77,7 +77,8 @@ def render() -> None:
         )  # fmt: skip
         gate = st.radio(
             "Gate: the new version is served when it is better with confidence on",
-            GATES, horizontal=True, format_func=GATE_LABELS.get,
+            GATES, index=GATES.index(TrainingOptions.gate), horizontal=True,
+            format_func=GATE_LABELS.get,
         )  # fmt: skip
         force = st.checkbox("Serve the new version even if it is not better")
         start = st.form_submit_button("Train")

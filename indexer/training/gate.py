@@ -136,10 +136,12 @@ def _decide(
     if seen is not None:
         better = compare(seen[0].per_query, seen[1].per_query, options.confidence, options.seed)
         which = "held-out queries about documents it trained on"
-        said = (
-            f"{better.describe(which)}; "
-            f"{unseen.describe('held-out queries about documents no training query cites')}"
+        others = (
+            "queries of the evaluation set"
+            if options.eval_beir is not None
+            else "held-out queries about documents no training query cites"
         )
+        said = f"{better.describe(which)}; {unseen.describe(others)}"
     said += _standing_said(kept, options)
     not_served = "the candidate is kept but not served"
 
@@ -147,7 +149,7 @@ def _decide(
         return GateDecision(promote, reason, unseen, kept, None if seen is None else better), said
 
     if better.queries < options.min_queries:
-        enough = _enough(options) if seen is None else ""
+        enough = _enough(options, two_part=seen is not None)
         return decision(
             False,
             f"too few {which} to decide ({better.queries}, at least {options.min_queries} "
@@ -194,14 +196,14 @@ def _unfound(before: Metrics, after: Metrics, comparison: Comparison) -> str:
     return ""
 
 
-def _enough(options: TrainingOptions) -> str:
+def _enough(options: TrainingOptions, two_part: bool) -> str:
     """How many judged queries would give the gate enough held-out ones."""
-    if options.eval_beir is not None or options.held_out <= 0:
+    if options.held_out <= 0 or (options.eval_beir is not None and not two_part):
         return ""
-    return (
-        f", which takes about {math.ceil(options.min_queries / options.held_out)} judged queries "
-        f"with {options.held_out:.0%} held out"
-    )
+    needed = math.ceil(options.min_queries / options.held_out)
+    about = ", some of them about the same documents" if two_part else ""
+    share = f"{options.held_out:.0%}"
+    return f", which takes about {needed} judged queries{about} with {share} held out"
 
 
 def _standing_said(kept: Comparison | None, options: TrainingOptions) -> str:

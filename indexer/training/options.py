@@ -70,11 +70,12 @@ class TrainingOptions:
         },
     )
     gate: str = field(
-        default="by-document",
+        default="two-part",
         metadata={
-            "help": "by-document: better with confidence on held-out queries whose documents no "
-            "training query cites; two-part: better with confidence on held-out queries about "
-            "documents it trains on, and not worse with confidence on the by-document ones",
+            "help": "two-part: better with confidence on held-out queries about documents it "
+            "trains on, and not worse with confidence on held-out queries whose documents no "
+            "training query cites (or on --eval-beir's); by-document: better with confidence "
+            "on those",
             "choices": GATES,
         },
     )
@@ -117,11 +118,6 @@ class TrainingOptions:
             )
         if self.gate not in GATES:
             raise InvalidOptionError(f"Unknown gate {self.gate!r}: choose by-document or two-part.")
-        if self.gate == "two-part" and self.eval_beir is not None:
-            raise InvalidOptionError(
-                "The two-part gate holds out queries from the pairs, and --eval-beir gates on a "
-                "separate set instead: choose one."
-            )
         if self.replay < 0:
             raise InvalidOptionError(f"replay must be 0 or more, got {self.replay}.")
         if not 0.5 <= self.confidence < 1.0:

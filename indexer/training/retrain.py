@@ -126,11 +126,11 @@ def split_pairs(
 ) -> tuple[list[Judgement], list[Judgement], list[Judgement]]:
     """(train, held out by document, held out about trained documents: the two-part gate's),
     refusing pairs that cannot train or cannot be judged."""
-    fraction = 0.0 if options.eval_beir else options.held_out
+    fraction = 0.0 if options.eval_beir else options.held_out  # --eval-beir: a set of its own
     train, held_out = split_by_document(pairs.judgements, fraction, options.seed)
     seen: list[Judgement] = []
     if options.gate == "two-part":
-        wanted = round(counted(pairs.judgements)["queries"] * fraction)
+        wanted = round(counted(pairs.judgements)["queries"] * options.held_out)
         train, seen = split_seen(train, wanted, options.seed)
     if not any(j.score >= 0.5 for j in train):
         raise PairsError(
