@@ -227,7 +227,7 @@ class VersionRow:
 
     @property
     def gate(self) -> str:
-        """nDCG@10 before -> after on the held-out queries about documents it was not trained on."""
+        """nDCG@10 before -> after on the by-document held-out queries (or the evaluation set)."""
         if not self.metrics:
             return "-"
         return f"{self.metrics['before']['ndcg@10']:.4f}->{self.metrics['after']['ndcg@10']:.4f}"
@@ -235,7 +235,7 @@ class VersionRow:
     @property
     def decided_on(self) -> str:
         """The comparison the gate decided on: the change and its interval, on which queries."""
-        if not self.metrics:
+        if not self.metrics or "gate" not in self.metrics:  # none, or trained before the gate
             return "-"
         rule = self.metrics.get("gate_rule", "by-document")
         two_part = rule == "two-part" and self.metrics.get("seen")

@@ -9,14 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from indexer.folders import index_folders
+from indexer.training.fine_tune import fine_tune
 from indexer.training.gate import BLEND_WEIGHTS
 from indexer.training.history import record_pairs, replay_pairs, standing_set
 from indexer.training.options import PairSources, TrainingOptions
 from indexer.training.pairs import DocumentResolver, Judgement, read_pairs_file
 from indexer.training.retrain import retrain
+from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -250,3 +253,15 @@ def test_hybrid_blends_by_the_served_versions_weight(home: Settings) -> None:
         with db.write() as session:
             session.get(ModelVersion, 1).dense_weight = weight
         assert [r.doc_id for r in Searcher(home, db).search(query, k=5)] == alone
+
+
+def test_a_one_step_training_still_learns(tmp_path: Path) -> None:
+    # Four pairs in one batch: one step. A warm-up would spend it at learning rate 0.
+    rows = {"anchor": ["mites in the hive", "sour espresso", "a first telescope", "sticky dough"],
+            "positive": ["Varroa mites weaken colonies.", "Grind finer to fix sour shots.",
+                         "Aperture matters most.", "Add flour a spoonful at a time."]}  # fmt: skip
+    options = TrainingOptions(epochs=1, batch_size=4)
+    fine_tune(EncoderSpec(), rows, options, tmp_path / "model")
+    before = Encoder(EncoderSpec()).encode(rows["anchor"])
+    after = Encoder(EncoderSpec(path=str(tmp_path / "model"))).encode(rows["anchor"])
+    assert not np.allclose(before, after, atol=1e-4)

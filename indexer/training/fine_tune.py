@@ -8,6 +8,7 @@ it cannot disagree with its model version's record.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -48,13 +49,17 @@ def fine_tune(
             crash_point("train-step")
 
     model = Encoder(spec).model  # not the shared encoder: searches keep using the served weights
+    steps = options.epochs * math.ceil(len(next(iter(rows.values()))) / options.batch_size)
+    # A warm-up shorter than one step is none: the trainer would round it up to a whole first
+    # step at learning rate 0, and a one-step training (a few pairs from the UI) learn nothing.
+    warmup = options.warmup_ratio if steps * options.warmup_ratio >= 1 else 0.0
     work = output_dir.with_name(output_dir.name + ".trainer")  # also matched by "*.partial*"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work),
         num_train_epochs=options.epochs,
         per_device_train_batch_size=options.batch_size,
         learning_rate=options.learning_rate,
-        warmup_steps=options.warmup_ratio,  # a float below 1 is a fraction of all steps
+        warmup_steps=warmup,  # a float below 1 is a fraction of all steps
         batch_sampler=(
             BatchSamplers.NO_DUPLICATES if options.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER
         ),
