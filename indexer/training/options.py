@@ -38,7 +38,7 @@ class TrainingOptions:
     loss: str = LOSS.default
     pooling: str | None = None
     layer: int | None = None
-    epochs: int = field(default=2, metadata={"help": "passes over the training rows"})
+    epochs: int = field(default=5, metadata={"help": "passes over the training rows"})
     batch_size: int = field(
         default=32, metadata={"help": "rows per batch (MNRL: more rows, more in-batch negatives)"}
     )
