@@ -237,7 +237,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 f"{row.id:>3}  {row.status:<9} {row.pooling:<7} {row.layer or 'final'!s:<5} "
                 f"{row.gate:<16} {row.name}  [{row.fingerprint[:12]}]"
             )
-            if row.metrics:
+            if row.decided_on != "-":
                 print(f"{'':>5}gate {row.decided_on}")
     return 0
 

@@ -51,7 +51,7 @@ def fine_tune(
     model = Encoder(spec).model  # not the shared encoder: searches keep using the served weights
     steps = options.epochs * math.ceil(len(next(iter(rows.values()))) / options.batch_size)
     # A warm-up shorter than one step is none: the trainer would round it up to a whole first
-    # step at learning rate 0, and a one-step training (a few pairs from the UI) learn nothing.
+    # step at learning rate 0, and a one-step training (a few UI pairs) would learn nothing.
     warmup = options.warmup_ratio if steps * options.warmup_ratio >= 1 else 0.0
     work = output_dir.with_name(output_dir.name + ".trainer")  # also matched by "*.partial*"
     args = SentenceTransformerTrainingArguments(
