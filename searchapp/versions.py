@@ -241,6 +241,8 @@ class VersionRow:
         two_part = rule == "two-part" and self.metrics.get("seen")
         comparison = self.metrics["seen"] if two_part else self.metrics["gate"]
         about = "held-out queries about trained documents" if two_part else "held-out queries"
+        if not two_part and self.metrics.get("eval_set"):  # gated on --eval-beir's queries
+            about = f"queries of the evaluation set {self.metrics['eval_set']}"
         if not comparison.get("queries"):
             return f"{rule}: no held-out queries"
         low, high = comparison["interval"]

@@ -3,6 +3,7 @@ and the gate's decision."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from indexer.training.pairs import Judgement, PairSet, split_by_document, split_
 from indexer.training.retrain import split_pairs
 from searchapp.errors import InvalidOptionError
 from searchapp.evaluation import Metrics
+from searchapp.versions import VersionRow
 
 
 def _judgements(queries: int) -> list[Judgement]:
@@ -214,6 +216,26 @@ def test_a_fitted_blend_weight_leaves_the_default_only_with_confidence() -> None
     assert choose_weight({0.5: default, 0.6: noisy}, 0.95) == 0.5  # best by a hair: noise
     assert choose_weight({0.5: default, 0.6: noisy, 0.7: clear}, 0.95) == 0.7
     assert choose_weight({0.4: default, 0.5: default, 0.6: default}, 0.95) == 0.5  # a tie
+
+
+def test_a_gate_on_an_evaluation_set_names_it_in_its_reason_and_in_the_versions_list() -> None:
+    options = TrainingOptions(gate="by-document", eval_beir=Path("scifact"), eval_split="dev")
+    before = _metrics({f"q{i}": 0.5 for i in range(30)})
+    decision = decide(before, _metrics({f"q{i}": 0.7 for i in range(30)}), options)
+    assert decision.promote and "+0.2000 on 30 queries of the evaluation set" in decision.reason
+    assert "held-out" not in decision.reason  # nothing was held out of the pairs
+    metrics = {
+        "before": before.to_json(),
+        "after": before.to_json(),
+        "gate": decision.comparison.to_json(),
+        "gate_rule": "by-document",
+        "eval_set": "scifact (dev split)",
+    }
+    row = VersionRow(2, "mnrl", "active", "mean", None, "f", datetime.now(UTC), metrics)
+    assert row.decided_on == (
+        "by-document: +0.2000 (+0.2000..+0.2000) on 30 queries of the evaluation set "
+        "scifact (dev split)"
+    )
 
 
 def test_the_two_part_gate_wants_trained_documents_found_and_the_rest_no_worse() -> None:

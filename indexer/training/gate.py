@@ -131,13 +131,15 @@ def _decide(
     if standing is not None:
         served, candidate = standing
         kept = compare(served.per_query, candidate.per_query, options.confidence, options.seed)
-    better, which = unseen, "held-out queries"  # what the candidate must be better on
-    said = unseen.describe()
+    evaluation_set = "queries of the evaluation set"  # --eval-beir's, in the held-out ones' place
+    by_document = evaluation_set if options.eval_beir is not None else "held-out queries"
+    better, which = unseen, by_document  # what the candidate must be better on
+    said = unseen.describe(which)
     if seen is not None:
         better = compare(seen[0].per_query, seen[1].per_query, options.confidence, options.seed)
         which = "held-out queries about documents it trained on"
         others = (
-            "queries of the evaluation set"
+            evaluation_set
             if options.eval_beir is not None
             else "held-out queries about documents no training query cites"
         )

@@ -278,6 +278,9 @@ def retrain(
         weight, curve = None, {}
         if counted(untrained)["queries"] >= options.min_queries:
             weight, curve = fit_blend(settings, db, generation.id, untrained, options.confidence)
+        eval_set = (
+            f"{options.eval_beir} ({options.eval_split} split)" if options.eval_beir else None
+        )
         with db.write() as session:
             row = session.get(ModelVersion, version.id)
             assert row is not None
@@ -286,6 +289,7 @@ def retrain(
                 "gate": decision.comparison.to_json(), "held_out": counted(held_out),
                 "standing": kept, "blend": {str(w): round(v, 6) for w, v in curve.items()},
                 "gate_rule": options.gate, "seen": on_seen, "held_out_seen": counted(seen),
+                "eval_set": eval_set,
             })  # fmt: skip
             row.dense_weight = weight
             record_pairs(session, version.id, new, [*held_out, *seen])
