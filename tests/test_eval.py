@@ -57,3 +57,24 @@ def test_a_corpus_slice_written_reads_back_the_same(tmp_path: Path) -> None:
     first = list(itertools.islice(read_corpus(SCIFACT_SLICE), 5))
     assert write_corpus(tmp_path / "slice", iter(first)) == first
     assert list(read_corpus(tmp_path / "slice")) == first
+
+
+def test_training_gated_on_an_evaluation_set_names_it(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home = ("--home", tmp_path / "home")
+    assert cli(*home, "index", "--beir", SCIFACT_SLICE, "--quiet").code == 0
+    # Trained on the slice's pairs, gated on its judged queries as an evaluation set of its own:
+    # nothing is held out of the pairs, and the report and the versions list say what decided.
+    run = cli(*home, "train", "--beir", SCIFACT_SLICE, "--split", "test", "--eval-beir",
+              SCIFACT_SLICE, "--eval-split", "test", "--gate", "by-document", "--epochs", "1",
+              "--batch-size", "8", "--json", "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    judged = {line.split("\t")[0] for line in (SCIFACT_SLICE / "qrels" / "test.tsv").open()}
+    assert report["held_out"]["queries"] == 0
+    assert report["gate"]["queries"] == len(judged - {"query-id"}) > 10
+    assert f"on {report['gate']['queries']} queries of the evaluation set" in report["reason"]
+    listed = cli(*home, "models", "list", "--json")
+    version = next(v for v in json.loads(listed.out) if v["id"] == report["version"])
+    assert version["decided_on"].endswith(
+        f"queries of the evaluation set {SCIFACT_SLICE} (test split)"
+    )
