@@ -131,18 +131,17 @@ def _decide(
     if standing is not None:
         served, candidate = standing
         kept = compare(served.per_query, candidate.per_query, options.confidence, options.seed)
-    evaluation_set = "queries of the evaluation set"  # --eval-beir's, in the held-out ones' place
-    by_document = evaluation_set if options.eval_beir is not None else "held-out queries"
-    better, which = unseen, by_document  # what the candidate must be better on
-    said = unseen.describe(which)
+    on_evaluation_set = options.eval_beir is not None  # its queries stand in for held-out ones
+    which = "queries of the evaluation set" if on_evaluation_set else "held-out queries"
+    better, said = unseen, unseen.describe(which)  # what the candidate must be better on
     if seen is not None:
         better = compare(seen[0].per_query, seen[1].per_query, options.confidence, options.seed)
-        which = "held-out queries about documents it trained on"
         others = (
-            evaluation_set
-            if options.eval_beir is not None
+            which
+            if on_evaluation_set
             else "held-out queries about documents no training query cites"
         )
+        which = "held-out queries about documents it trained on"
         said = f"{better.describe(which)}; {unseen.describe(others)}"
     said += _standing_said(kept, options)
     not_served = "the candidate is kept but not served"
