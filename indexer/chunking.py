@@ -7,6 +7,8 @@ highest semantic boundary that fits: paragraphs, then lines, sentences, words.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from semantic_text_splitter import TextSplitter
@@ -54,4 +56,14 @@ class Chunker:
         chunks = []
         for start, chunk in self._splitter.chunk_indices(text):  # character offsets
             chunks.append(TextChunk(text=chunk, start=start, end=start + len(chunk)))
+        return chunks
+
+    def split_sections(self, text: str, starts: Sequence[int]) -> list[TextChunk]:
+        """Chunks that never cross a section (a page, a slide, a sheet) starting at ``starts``:
+        each passage then lies on one page, the page a result names."""
+        bounds = [*sorted({0, *(s for s in starts if 0 < s < len(text))}), len(text)]
+        chunks = []
+        for begin, end in itertools.pairwise(bounds):
+            chunks += [TextChunk(c.text, c.start + begin, c.end + begin)
+                       for c in self.split(text[begin:end])]  # fmt: skip
         return chunks

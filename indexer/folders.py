@@ -15,7 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import delete, select
 
-from indexer.loaders import is_candidate, plugin_loaders
+from indexer.loaders import not_a_document_type, plugin_loaders
+from indexer.ocr import OcrOptions
 from indexer.parse_worker import ParseWorker
 from indexer.pipeline import (
     Candidate,
@@ -27,7 +28,7 @@ from indexer.pipeline import (
     SourceDocument,
     index_sources,
 )
-from indexer.walk import Skipped, walk_files
+from indexer.walk import Ignored, Skipped, walk_files
 from searchapp.encoder import EncoderSpec
 from searchapp.errors import (
     InvalidOptionError,
@@ -75,20 +76,34 @@ class FileCandidate(Candidate):
         return hashlib.sha256(self._data).hexdigest()
 
     def document(self, content_hash: str) -> SourceDocument:
-        loaded = self._parser.parse(self.path, self._data)
-        if not loaded.text.strip():
+        return self.documents(content_hash)[0]
+
+    def documents(self, content_hash: str) -> list[SourceDocument]:
+        """The file's documents; one of several (a mailbox's message) has the URI
+        ``path#part``."""
+        documents = [
+            SourceDocument(
+                uri=f"{self.key}#{loaded.part}" if loaded.part else self.key,
+                path=self.key,
+                external_id=None,
+                title=loaded.title,
+                text=loaded.text,
+                file_type=loaded.file_type,
+                content_hash=content_hash,
+                size=self._stat.st_size,
+                mtime_ns=self._stat.st_mtime_ns,
+                author=loaded.author,
+                date=loaded.date,
+                sections=tuple((section.start, section.label) for section in loaded.sections),
+                part=loaded.part,
+                metadata=loaded.metadata,
+            )
+            for loaded in self._parser.parse(self.path, self._data)
+            if loaded.text.strip()
+        ]
+        if not documents:
             raise NotADocument("no text (empty file or no extractable text)")
-        return SourceDocument(
-            uri=self.key,
-            path=self.key,
-            external_id=None,
-            title=loaded.title,
-            text=loaded.text,
-            file_type=loaded.file_type,
-            content_hash=content_hash,
-            size=self._stat.st_size,
-            mtime_ns=self._stat.st_mtime_ns,
-        )
+        return documents
 
     def stamp(self) -> tuple[int, int]:
         return self._stat.st_size, self._stat.st_mtime_ns
@@ -98,17 +113,25 @@ class FolderSource(DocumentSource):
     """The files under a folder (or one file), walked safely; ignore patterns honoured."""
 
     kind = "folder"
+    key_column = "path"  # a mailbox's messages are documents of one file
 
-    def __init__(self, root: Path, ignore: Sequence[str], parser: ParseWorker) -> None:
+    def __init__(
+        self,
+        root: Path,
+        ignore: Sequence[str],
+        parser: ParseWorker,
+        exclude: Sequence[Path] = (),
+    ) -> None:
         self.root = root
         self.location = path_text(root)
         self.label = f"index {root.name or root}"
         self._ignore = ignore
+        self._exclude = exclude
         self._parser = parser
 
     @cached_property
     def _entries(self) -> list[Path | Skipped]:
-        return list(walk_files(self.root, self._ignore))
+        return list(walk_files(self.root, self._ignore, self._exclude))
 
     def count(self) -> int:
         return len(self._entries)
@@ -117,8 +140,11 @@ class FolderSource(DocumentSource):
         plugin_suffixes = plugin_loaders().keys()
         for entry in self._entries:
             if isinstance(entry, Skipped):
-                yield Rejected(path_text(entry.path), entry.reason)
-            elif is_candidate(entry, plugin_suffixes):
+                yield Rejected(path_text(entry.path), entry.reason,
+                               ignored=isinstance(entry, Ignored))  # fmt: skip
+            elif reason := not_a_document_type(entry, plugin_suffixes):
+                yield Rejected(path_text(entry), reason)
+            else:
                 yield FileCandidate(entry, self._parser)
 
 
@@ -137,10 +163,12 @@ def index_folders(
         if not root.exists():
             raise PathNotFoundError(f"{root} does not exist: pass a folder (or file) to index.")
     patterns = (*settings.ignore, *ignore)
+    ocr = OcrOptions(enabled=settings.ocr, lang=settings.ocr_lang,
+                     cache_dir=settings.ocr_cache_dir)  # fmt: skip
     with ParseWorker(
-        timeout=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb
+        timeout=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb, ocr=ocr
     ) as parser:
-        sources = [FolderSource(root, patterns, parser) for root in roots]
+        sources = [FolderSource(root, patterns, parser, exclude=(settings.home,)) for root in roots]
         return index_sources(settings, sources, spec=spec, db=db, progress=progress)
 
 

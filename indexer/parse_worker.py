@@ -7,8 +7,10 @@ The child caps its own address space (``RLIMIT_AS``) before it parses anything. 
 late is killed, one that dies is replaced, and the file is reported with the reason.
 
 The child speaks over its stdin and stdout in length-prefixed frames: the parent sends the file's
-path (as bytes) and its content; the child answers with one JSON object. JSON, not pickle, so a
-child subverted by a malicious file cannot run code in the indexer.
+path (as bytes) and its content; the child answers with one JSON object (its documents, or why
+there are none). JSON, not pickle, so a child subverted by a malicious file cannot run code in
+the indexer. While it reads a long scan by OCR it sends a short frame after each page: the time
+limit is for a file that makes no progress, not for one with many pages.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from indexer.loaders import LoadedText, load_file
+from indexer.ocr import OcrOptions, configure
 from searchapp.errors import (
     InvalidOptionError,
     NotADocument,
@@ -36,6 +39,7 @@ from searchapp.errors import (
 _HEADER = struct.Struct(">Q")
 _EXIT_OUT_OF_MEMORY = 86
 _READY = b"ready"
+_PAGE_DONE = b"page"
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,11 +77,14 @@ class ParseWorker:
             loaded = worker.parse(path, path.read_bytes())
     """
 
-    def __init__(self, *, timeout: float = 60.0, memory_mb: int = 2048) -> None:
+    def __init__(
+        self, *, timeout: float = 60.0, memory_mb: int = 2048, ocr: OcrOptions | None = None
+    ) -> None:
         if timeout <= 0 or memory_mb <= 0:
             raise InvalidOptionError("The parse timeout and memory limit must be positive.")
         self.timeout = timeout
         self.memory_mb = memory_mb
+        self.ocr = ocr or OcrOptions()
         self._process: subprocess.Popen[bytes] | None = None
         self._replies: queue.Queue[bytes | None] = queue.Queue()
 
@@ -87,7 +94,8 @@ class ParseWorker:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def parse(self, path: Path, data: bytes) -> LoadedText:
+    def parse(self, path: Path, data: bytes) -> list[LoadedText]:
+        """The file's documents (most files hold one; a mailbox one per message)."""
         process = self._running()
         assert process.stdin is not None
         try:
@@ -96,20 +104,23 @@ class ParseWorker:
             process.stdin.flush()
         except BrokenPipeError:
             raise UnreadableFileError(self._death_reason()) from None
-        try:
-            reply = self._replies.get(timeout=self.timeout)
-        except queue.Empty:
-            self._stop()
-            raise UnreadableFileError(
-                f"parser did not finish within {self.timeout:g} s and was stopped "
-                "(the file may be malformed; a larger --parse-timeout allows more time)"
-            ) from None
+        reply = _PAGE_DONE
+        while reply == _PAGE_DONE:  # each page OCRed restarts the clock
+            try:
+                reply = self._replies.get(timeout=self.timeout)
+            except queue.Empty:
+                self._stop()
+                raise UnreadableFileError(
+                    f"parser did not finish within {self.timeout:g} s (nor read a page by OCR "
+                    "meanwhile) and was stopped "
+                    "(the file may be malformed; a larger --parse-timeout allows more time)"
+                ) from None
         if reply is None:
             raise UnreadableFileError(self._death_reason())
         try:
             answer = json.loads(reply)
             if answer["ok"]:
-                return LoadedText(str(answer["text"]), str(answer["title"]), answer["file_type"])
+                return [LoadedText.from_json(document) for document in answer["documents"]]
             kind, reason = answer["kind"], str(answer["reason"])
         except (ValueError, KeyError, TypeError):
             self._stop()
@@ -138,7 +149,12 @@ class ParseWorker:
         )
         # -P: the folder being indexed (the working directory) must never shadow a module.
         command = [sys.executable, "-P", "-m", "indexer.parse_worker",
-                   "--memory-mb", str(self.memory_mb), "--parent", str(os.getpid())]  # fmt: skip
+                   "--memory-mb", str(self.memory_mb), "--parent", str(os.getpid()),
+                   "--ocr-lang", self.ocr.lang]  # fmt: skip
+        if not self.ocr.enabled:
+            command.append("--no-ocr")
+        if self.ocr.cache_dir is not None:
+            command += ["--ocr-cache", os.fspath(self.ocr.cache_dir)]
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
             start_new_session=os.name == "posix",  # its own group: a kill takes its children too
@@ -228,16 +244,17 @@ def _preload_parsers() -> None:
     """Import the parsers' libraries up front, so a file's time limit is its parsing only."""
     import importlib
 
-    for module in ("pypdfium2", "docx", "selectolax.lexbor", "charset_normalizer"):
+    modules = ("pypdfium2", "docx", "pptx", "python_calamine", "striprtf.striprtf", "lxml.etree",
+               "PIL.Image", "PIL.PngImagePlugin", "PIL.TiffImagePlugin", "PIL.JpegImagePlugin",
+               "selectolax.lexbor", "charset_normalizer", "email.policy")  # fmt: skip
+    for module in modules:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
 
 
 def _answer(path: Path, data: bytes) -> dict[str, object]:
     try:
-        loaded = load_file(path, data)
-        return {"ok": True, "text": str(loaded.text), "title": str(loaded.title),
-                "file_type": str(loaded.file_type)}  # fmt: skip
+        return {"ok": True, "documents": [loaded.to_json() for loaded in load_file(path, data)]}
     except NotADocument as error:
         return {"ok": False, "kind": "not-a-document", "reason": str(error)}
     except UnreadableFileError as error:
@@ -249,12 +266,20 @@ def _answer(path: Path, data: bytes) -> dict[str, object]:
                 f"{error})"}  # fmt: skip
 
 
-def serve(memory_mb: int, parent: int) -> int:
+def serve(memory_mb: int, parent: int, ocr: OcrOptions | None = None) -> int:
     """The child's loop: answer each request until the parent closes our stdin."""
     # Frames go to a private copy of stdout; anything a parser prints lands on stderr instead.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     requests = sys.stdin.buffer
+    writing = threading.Lock()  # OCR threads report pages while the main thread may answer
+
+    def page_done() -> None:
+        with writing:
+            _write_frame(replies, _PAGE_DONE)
+            replies.flush()
+
+    configure(ocr or OcrOptions(), on_page=page_done)
     _die_with_parent(parent)
     _preload_parsers()
     _limit_memory(memory_mb)
@@ -267,8 +292,9 @@ def serve(memory_mb: int, parent: int) -> int:
                 return 0
             answer = _answer(Path(os.fsdecode(raw_path)), data)
             del data
-            _write_frame(replies, json.dumps(answer).encode())
-            replies.flush()
+            with writing:
+                _write_frame(replies, json.dumps(answer).encode())
+                replies.flush()
     except MemoryError:
         return _EXIT_OUT_OF_MEMORY  # the heap may be in pieces: the parent starts a fresh one
     return 0
@@ -280,5 +306,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="searchapp's file-parsing worker (internal)")
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--parent", type=int, required=True, help="the indexer's process id")
+    parser.add_argument("--ocr-lang", default="eng")
+    parser.add_argument("--no-ocr", action="store_true")
+    parser.add_argument("--ocr-cache", type=Path, default=None)
     arguments = parser.parse_args()
-    sys.exit(serve(arguments.memory_mb, arguments.parent))
+    options = OcrOptions(enabled=not arguments.no_ocr, lang=arguments.ocr_lang,
+                         cache_dir=arguments.ocr_cache)  # fmt: skip
+    sys.exit(serve(arguments.memory_mb, arguments.parent, options))

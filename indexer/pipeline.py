@@ -14,10 +14,11 @@ and the one being gathered; the next open of the index replays whatever SQL hold
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +59,14 @@ class SourceDocument:
     content_hash: str
     size: int = 0
     mtime_ns: int = 0
+    # What the format records: the author, a date (ISO 8601), where each page, slide or sheet
+    # starts in ``text``, the part of a file holding several documents ("message 3"), and the
+    # rest (an e-mail's sender and recipients).
+    author: str = ""
+    date: str = ""
+    sections: tuple[tuple[int, str], ...] = ()
+    part: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class KnownDocument:
     content_hash: str
     size: int
     mtime_ns: int
+    uri: str = ""
 
 
 @dataclass
@@ -80,6 +90,15 @@ class IndexSummary:
     seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # Left out by a rule, unread: an --ignore pattern, .searchappignore, a hidden name, the home.
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    documents: int = 0  # documents written: a mailbox's file is one added file, many documents
+
+    @property
+    def files(self) -> int:
+        """Every file (or record) the run accounted for, whatever became of it."""
+        return (self.added + self.updated + self.unchanged + len(self.failed)
+                + len(self.skipped) + len(self.ignored))  # fmt: skip
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -89,6 +108,9 @@ class IndexSummary:
             "unchanged": self.unchanged,
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "ignored": [{"path": p, "reason": r} for p, r in self.ignored],
+            "files": self.files,
+            "documents": self.documents,
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
         }
@@ -100,11 +122,13 @@ class Rejected:
 
     Skipped (``failed`` False): not a document, so whatever was stored under ``key`` is removed.
     Failed: a document that could not be read this time; what was stored for it is kept.
+    Ignored: left out by a rule the user set (an ignore pattern, a hidden folder), unread.
     """
 
     key: str
     reason: str
     failed: bool = False
+    ignored: bool = False
 
 
 class Candidate(ABC):
@@ -129,6 +153,11 @@ class Candidate(ABC):
     def document(self, content_hash: str) -> SourceDocument:
         """The document itself, parsed."""
 
+    def documents(self, content_hash: str) -> list[SourceDocument]:
+        """Every document this item holds (a mailbox: one per message), each with its own
+        ``uri``; most hold one."""
+        return [self.document(content_hash)]
+
     def stamp(self) -> tuple[int, int] | None:
         """(size, mtime_ns) to record for a document whose content did not change; None when
         the source has no such thing."""
@@ -140,7 +169,9 @@ class DocumentSource(ABC):
 
     kind: str  # stored with the source: "folder", "beir"
     location: str  # the source's identity: a folder's path, a corpus folder's path
-    key_column: str = "uri"  # what ``Candidate.key`` is matched against: "uri" or "external_id"
+    # What ``Candidate.key`` is matched against: "uri", "path" (the documents of one file share
+    # it) or "external_id".
+    key_column: str = "uri"
     label: str  # for the progress bar: "index notes"
     unit: str = "file"
 
@@ -197,23 +228,26 @@ def _keep_books(
     )
     for item in items:
         if isinstance(item, Rejected):
-            (summary.failed if item.failed else summary.skipped).append((item.key, item.reason))
+            entry = (item.key, item.reason)
             if item.failed:
-                seen.add(item.key)
+                summary.failed.append(entry)
+                seen.add(item.key)  # what was stored for it is kept
+            else:  # what was stored for it (before a rule ignored it, say) is removed
+                (summary.ignored if item.ignored else summary.skipped).append(entry)
             continue
         seen.add(item.key)
-        previous = known.get(item.key)
+        previous = known.get(item.key, [])
         try:
-            if previous and item.same_as(previous):
+            if previous and item.same_as(previous[0]):
                 summary.unchanged += 1
                 continue
             digest = item.content_hash()
-            if previous and digest == previous.content_hash:
+            if previous and digest == previous[0].content_hash:
                 summary.unchanged += 1
                 if (stamp := item.stamp()) is not None:
-                    touched[previous.id] = stamp
+                    touched.update(dict.fromkeys((doc.id for doc in previous), stamp))
                 continue
-            document = item.document(digest)
+            documents = item.documents(digest)
         except NotADocument as error:
             summary.skipped.append((item.key, str(error)))
             seen.discard(item.key)  # whatever was stored for it is removed below
@@ -228,12 +262,17 @@ def _keep_books(
         except OSError as error:
             summary.failed.append((item.key, f"cannot be read ({error.strerror or error})"))
             continue
-        writer.add(document, source_id, replaces=previous.id if previous else None)
+        by_uri = {doc.uri: doc for doc in previous}  # a file's documents, matched by their URIs
+        writer.remove([by_uri.pop(uri).id for uri in set(by_uri) - {d.uri for d in documents}])
+        for document in documents:
+            replaced = by_uri.get(document.uri)
+            writer.add(document, source_id, replaces=replaced.id if replaced else None)
+        summary.documents += len(documents)
         if previous:
             summary.updated += 1
         else:
             summary.added += 1
-    gone = [doc.id for key, doc in known.items() if key not in seen]
+    gone = [doc.id for key, docs in known.items() if key not in seen for doc in docs]
     writer.remove(gone)
     summary.removed += len(gone)
     touch_documents(db, touched)
@@ -261,16 +300,23 @@ def get_or_create_source(db: Database, kind: str, location: str) -> int:
         return source_id
 
 
-def known_documents(db: Database, source_id: int, key: str = "uri") -> dict[str, KnownDocument]:
-    """The source's stored documents by ``uri`` (or ``external_id``)."""
-    column = Document.uri if key == "uri" else Document.external_id
+def known_documents(
+    db: Database, source_id: int, key: str = "uri"
+) -> dict[str, list[KnownDocument]]:
+    """The source's stored documents by ``uri``, ``path`` or ``external_id`` (several documents
+    of one file share a path)."""
+    column = {"uri": Document.uri, "path": Document.path}.get(key, Document.external_id)
     with db.read() as session:
         rows = session.execute(
             select(
-                column, Document.id, Document.content_hash, Document.size, Document.mtime_ns
-            ).where(Document.source_id == source_id)
-        ).all()
-    return {row[0]: KnownDocument(*row[1:]) for row in rows}
+                column, Document.id, Document.content_hash, Document.size, Document.mtime_ns,
+                Document.uri,
+            ).where(Document.source_id == source_id).order_by(Document.id)
+        ).all()  # fmt: skip
+    known: dict[str, list[KnownDocument]] = {}
+    for row in rows:
+        known.setdefault(row[0], []).append(KnownDocument(*row[1:]))
+    return known
 
 
 def mark_indexed(db: Database, source_id: int) -> None:
@@ -374,7 +420,11 @@ class IndexWriter:
 
     def add(self, document: SourceDocument, source_id: int, replaces: int | None = None) -> int:
         """Queue ``document`` (replacing document ``replaces``); returns its number of chunks."""
-        chunks = self.chunker.split(document.text)
+        if document.sections:
+            starts = [start for start, _ in document.sections]
+            chunks = self.chunker.split_sections(document.text, starts)
+        else:
+            chunks = self.chunker.split(document.text)
         self._pending.append(_Pending(document, source_id, replaces, chunks))
         self._pending_chunks += len(chunks)
         if self._pending_chunks >= self.batch_chunks:
@@ -518,7 +568,9 @@ class IndexWriter:
             {"source_id": item.source_id, "uri": doc.uri, "path": doc.path,
              "external_id": doc.external_id, "title": doc.title, "file_type": doc.file_type,
              "content_hash": doc.content_hash, "size": doc.size, "mtime_ns": doc.mtime_ns,
-             "indexed_at": now}
+             "indexed_at": now, "part": doc.part, "author": doc.author, "doc_date": doc.date,
+             "sections": json.dumps(doc.sections) if doc.sections else None,
+             "meta": json.dumps(dict(doc.metadata)) if doc.metadata else None}
             for item in pending
             for doc in [item.document]
         ]  # fmt: skip

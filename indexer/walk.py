@@ -1,7 +1,8 @@
 """Walking a folder for files to index, safely.
 
 Symlinks are followed only while they stay inside the folder and never round a loop; FIFOs,
-sockets and devices are never opened; hidden files and ignore patterns are skipped.
+sockets and devices are never opened; hidden files, ignore patterns and excluded folders (the
+searchapp home) are left out, each reported with the rule that left it out.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Ignored(Skipped):
+    """A path left out by a rule (a pattern, a hidden name, an excluded folder); a folder stands
+    for everything under it, which is never listed."""
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
@@ -33,8 +40,12 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _ignored(name: str, patterns: Iterable[str]) -> bool:
-    return name.startswith(".") or any(fnmatch.fnmatch(name, p) for p in patterns)
+def _ignore_rule(name: str, patterns: Iterable[str]) -> str | None:
+    """Why a name is left out (the rule), or None."""
+    if name.startswith("."):
+        return "hidden name"
+    pattern = next((p for p in patterns if fnmatch.fnmatch(name, p)), None)
+    return f"ignore pattern {pattern!r}" if pattern is not None else None
 
 
 def _inside(path: str, root: str) -> bool:
@@ -53,13 +64,17 @@ def ignore_file_patterns(root: Path) -> tuple[str, ...]:
     return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 
 
-def walk_files(root: Path, ignore: Iterable[str] = ()) -> Iterator[Path | Skipped]:
+def walk_files(
+    root: Path, ignore: Iterable[str] = (), exclude: Iterable[Path] = ()
+) -> Iterator[Path | Skipped]:
     """Yield the regular files under ``root`` (sorted), and a ``Skipped`` for each refused path.
 
     Paths are yielded as found under ``root`` (symlinks are not resolved in the yielded path).
-    Names matching ``ignore`` or a pattern in the folder's ``.searchappignore`` are skipped.
+    Names matching ``ignore`` or a pattern in the folder's ``.searchappignore``, hidden names
+    and the folders in ``exclude`` give an ``Ignored``.
     """
     patterns = (*ignore, *ignore_file_patterns(root))
+    excluded = {os.path.realpath(path): path for path in exclude}
     real_root = os.path.realpath(root)
     root_stat = os.stat(root)
     if stat.S_ISREG(root_stat.st_mode):
@@ -76,9 +91,14 @@ def walk_files(root: Path, ignore: Iterable[str] = ()) -> Iterator[Path | Skippe
             continue
         subfolders = []
         for entry in entries:
-            if _ignored(entry.name, patterns):
-                continue
             path = Path(entry.path)
+            if rule := _ignore_rule(entry.name, patterns):
+                if entry.name != IGNORE_FILE:  # the rules themselves are no file to report
+                    yield Ignored(path, f"ignored ({rule})")
+                continue
+            if excluded and os.path.realpath(entry.path) in excluded:
+                yield Ignored(path, "ignored (searchapp's own data: the home)")
+                continue
             try:
                 if entry.is_symlink():
                     target = os.path.realpath(entry.path)

@@ -123,13 +123,16 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
         k: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = DEFAULT_RESULTS,
         mode: Mode = SEARCH_MODE.default,  # type: ignore[assignment]
         fusion: Fusion = FUSION.default,  # type: ignore[assignment]
+        type: Annotated[list[str] | None, Query(description="only these file types")] = None,
+        author: Annotated[str, Query(description="author (an e-mail's sender) contains")] = "",
     ) -> dict:
         """The ``k`` best documents: exactly what ``searchapp search --json`` prints."""
-        from searchapp.search import answer_json
+        from searchapp.search import SearchFilters, answer_json
 
         if not q.strip():
             raise InvalidOptionError("The query q is blank: give some words to search for.")
-        results = searcher().search(q, k=k, mode=mode, fusion=fusion)
+        filters = SearchFilters(file_types=tuple(type or ()), author=author)
+        results = searcher().search(q, k=k, mode=mode, fusion=fusion, filters=filters)
         return answer_json(q, mode, results)
 
     @app.post("/feedback")

@@ -84,17 +84,29 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
-        for path, reason in summary.skipped:
-            print(f"skipped  {path}: {reason}", file=sys.stderr)
+        from searchapp.status import by_reason
+
+        _print_grouped("ignored", by_reason(summary.ignored))
+        _print_grouped("skipped", by_reason(summary.skipped))
         for path, reason in summary.failed:
             print(f"FAILED   {path}: {reason}", file=sys.stderr)
         print(
-            f"{summary.added} added, {summary.updated} updated, {summary.removed} removed, "
+            f"{summary.files} files: {summary.added} added, {summary.updated} updated, "
             f"{summary.unchanged} unchanged, {len(summary.failed)} failed, "
-            f"{len(summary.skipped)} skipped; {summary.chunks} chunks embedded "
+            f"{len(summary.skipped)} skipped, {len(summary.ignored)} ignored; "
+            f"{summary.removed} removed; {summary.chunks} chunks embedded "
             f"in {summary.seconds:.1f} s"
         )
     return EXIT_SOME_FAILED if summary.failed else 0
+
+
+def _print_grouped(what: str, groups: list[tuple[str, list[str]]]) -> None:
+    """One line per file, or per reason with its count once a reason covers several."""
+    for reason, paths in groups:
+        if len(paths) == 1:
+            print(f"{what:8} {paths[0]}: {reason}", file=sys.stderr)
+        else:
+            print(f"{what:8} {len(paths)} files: {reason} (such as {paths[0]})", file=sys.stderr)
 
 
 def _watch(args: argparse.Namespace, settings: Settings) -> int:
@@ -133,23 +145,26 @@ def _print_results(query: str, mode: str, results, as_json: bool) -> None:  # ty
         snippet = result.snippet
         while "**" in snippet:
             snippet = snippet.replace("**", bold, 1).replace("**", plain, 1)
-        print(f"{result.rank:>3}. {result.score:.4f}  {result.title}\n     {result.path}")
+        where = f"{result.path} ({result.location})" if result.location else result.path
+        print(f"{result.rank:>3}. {result.score:.4f}  {result.title}\n     {where}")
         print(f"     {snippet}\n")
     sys.stdout.flush()
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from searchapp.search import Searcher
+    from searchapp.search import Searcher, SearchFilters
 
     searcher = Searcher(_settings(args))
+    filters = SearchFilters(file_types=tuple(args.type or ()), author=args.author or "")
+    options = {"k": args.k, "mode": args.mode, "fusion": args.fusion, "filters": filters}
     if args.query == "-":
         for line in sys.stdin:
             query = line.rstrip("\n")
             if query.strip():
-                results = searcher.search(query, k=args.k, mode=args.mode, fusion=args.fusion)
+                results = searcher.search(query, **options)
                 _print_results(query, args.mode, results, args.json)
         return 0
-    results = searcher.search(args.query, k=args.k, mode=args.mode, fusion=args.fusion)
+    results = searcher.search(args.query, **options)
     _print_results(args.query, args.mode, results, args.json)
     return 0
 
@@ -419,6 +434,12 @@ def _add_fields(
     for f in dataclasses.fields(cls):
         if "help" not in f.metadata or (only is not None and f.name not in only):
             continue
+        if isinstance(f.default, bool):  # a switch that turns the default off (--no-ocr)
+            parser.add_argument(
+                f.metadata["flag"], dest=f.name, action="store_const", const=not f.default,
+                default=None if override else f.default, help=f.metadata["help"],
+            )  # fmt: skip
+            continue
         parser.add_argument(
             f.metadata.get("flag", "--" + f.name.replace("_", "-")),
             dest=f.name,
@@ -494,6 +515,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_choice(search, "--mode", SEARCH_MODE)
     search.add_argument("--json", action="store_true", help="print JSON (one object per query)")
     _add_choice(search, "--fusion", FUSION)
+    search.add_argument(
+        "--type",
+        action="append",
+        metavar="TYPE",
+        help="only documents of this file type (pdf, email, pptx…); repeatable",
+    )
+    search.add_argument(
+        "--author",
+        metavar="TEXT",
+        help="only documents whose author (an e-mail's sender) contains TEXT",
+    )
     search.set_defaults(func=cmd_search)
 
     evaluate = commands.add_parser("eval", help="score search on a BEIR benchmark folder")

@@ -11,10 +11,12 @@ store or switched the served generation.
 
 from __future__ import annotations
 
+import bisect
+import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
@@ -51,16 +53,19 @@ CONFIDENT_SIMILARITY = 0.3
 
 @dataclass(frozen=True)
 class SearchFilters:
-    """Restrict results to documents under ``folders``, of ``file_types``, modified in a range."""
+    """Restrict results to documents under ``folders``, of ``file_types``, modified in a range,
+    by an ``author`` (an e-mail's sender; any part of the name or address, any case)."""
 
     folders: tuple[str, ...] = ()
     file_types: tuple[str, ...] = ()
     modified_after: datetime | None = None
     modified_before: datetime | None = None
+    author: str = ""
 
     @property
     def active(self) -> bool:
-        return bool(self.folders or self.file_types or self.modified_after or self.modified_before)
+        return bool(self.folders or self.file_types or self.modified_after or self.modified_before
+                    or self.author)  # fmt: skip
 
     def allowed_documents(self, session: Session) -> set[int]:
         statement = select(Document.id)
@@ -74,6 +79,8 @@ class SearchFilters:
             statement = statement.where(Document.mtime_ns >= _ns(self.modified_after))
         if self.modified_before:
             statement = statement.where(Document.mtime_ns < _ns(self.modified_before))
+        if self.author:
+            statement = statement.where(Document.author.icontains(self.author, autoescape=True))
         return set(session.scalars(statement))
 
 
@@ -98,6 +105,13 @@ class SearchResult:
     chunk_id: int
     chunk_text: str
     similarity: float | None = None
+    # Where in the document the passage is: "page 3", "slide 2", "message 4 · page 1"; "" for
+    # a document with no pages.
+    location: str = ""
+    author: str = ""
+    date: str = ""
+    file_type: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)  # an e-mail's from, to, cc
 
     @property
     def confident(self) -> bool:
@@ -111,7 +125,23 @@ class SearchResult:
             "path": self.path,
             "title": self.title,
             "snippet": self.snippet,
+            "location": self.location,
+            "file_type": self.file_type,
+            "author": self.author,
+            "date": self.date,
+            "metadata": dict(self.metadata),
         }
+
+
+def location(part: str | None, sections: str | None, start: int) -> str:
+    """Where a passage starting at ``start`` lies: the document's part of its file (a mailbox's
+    message) and the section (page, slide, sheet, chapter) the passage starts in."""
+    label = ""
+    if sections:
+        starts = json.loads(sections)
+        index = bisect.bisect_right([begin for begin, _ in starts], start) - 1
+        label = starts[index][1] if index >= 0 else ""  # before the first heading: none
+    return " · ".join(piece for piece in (part, label) if piece)
 
 
 def answer_json(query: str, mode: str, results: Sequence[SearchResult]) -> dict[str, object]:
@@ -122,8 +152,9 @@ def answer_json(query: str, mode: str, results: Sequence[SearchResult]) -> dict[
 # What a result shows of its chunk and document, by chunk id; and which document owns a chunk.
 _ROWS_SQL = (
     "SELECT chunks.id, chunks.document_id, chunks.text, documents.path, documents.external_id, "
-    "documents.title FROM chunks JOIN documents ON documents.id = chunks.document_id "
-    "WHERE chunks.id IN ({})"
+    "documents.title, chunks.start, documents.part, documents.sections, documents.author, "
+    "documents.doc_date, documents.meta, documents.file_type "
+    "FROM chunks JOIN documents ON documents.id = chunks.document_id WHERE chunks.id IN ({})"
 )
 _OWNERS_SQL = "SELECT id, document_id FROM chunks WHERE id IN ({})"
 
@@ -132,7 +163,8 @@ def chunk_rows(
     session: Session, chunk_ids: Sequence[int], *, text: bool = True
 ) -> dict[int, Sequence]:
     """By chunk id, the chunks that still exist: (id, document id, text, path, external id,
-    title), or only (id, document id) without ``text``.
+    title, start, part, sections, author, date, metadata, file type), or only (id, document id)
+    without ``text``.
 
     One statement, handed to the driver as written: on a search's path SQLAlchemy's compiling
     of an ``IN`` list and its result layer cost three times the query itself (SQLite's ``?``
@@ -482,7 +514,8 @@ class Searcher:
             row = rows.get(chunk_id)
             if row is None:
                 continue
-            _, _, chunk_text, path, external_id, title = row
+            _, _, chunk_text, path, external_id, title, start, part, sections = row[:9]
+            author, date, meta, file_type = row[9:]
             similarity = None
             if (chunk_vector := vectors.get(chunk_id)) is not None:
                 similarity = float(chunk_vector @ query_vector)
@@ -497,6 +530,11 @@ class Searcher:
                     chunk_id=chunk_id,
                     chunk_text=chunk_text,
                     similarity=similarity,
+                    location=location(part, sections, start),
+                    author=author or "",
+                    date=date or "",
+                    file_type=file_type,
+                    metadata=json.loads(meta) if meta else {},
                 )
             )
         return results

@@ -63,6 +63,16 @@ class Settings:
         metadata={"flag": "--parse-memory", "metavar": "MB",
                   "help": "memory limit of the parsing process"},
     )  # fmt: skip
+    ocr_lang: str = field(
+        default="eng",
+        metadata={"flag": "--ocr-lang", "metavar": "LANG",
+                  "help": "language(s) of scanned pages and images, as Tesseract names them "
+                          "(deu, eng+fra)"},
+    )  # fmt: skip
+    ocr: bool = field(
+        default=True,
+        metadata={"flag": "--no-ocr", "help": "do not read scanned pages and images by OCR"},
+    )  # fmt: skip
 
     @property
     def index_dir(self) -> Path:
@@ -80,8 +90,18 @@ class Settings:
         in the user's cache (``$SEARCHAPP_CACHE``, else the platform's cache folder), shared by
         every home that serves the same model.
         """
+        return self.cache_dir / "backends"
+
+    @property
+    def ocr_cache_dir(self) -> Path:
+        """Text read by OCR, by the hash of the file's bytes and page (see ``indexer.ocr``)."""
+        return self.cache_dir / "ocr"
+
+    @property
+    def cache_dir(self) -> Path:
+        """The user's cache: ``$SEARCHAPP_CACHE``, else the platform's cache folder."""
         cache = os.environ.get(CACHE_ENV) or user_cache_dir("searchapp", appauthor=False)
-        return Path(cache).expanduser() / "backends"
+        return Path(cache).expanduser()
 
     @property
     def write_lock_path(self) -> Path:

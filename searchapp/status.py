@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +35,15 @@ class StoreStatus:
     chunks: int
     last_indexed: datetime | None
     sources: list[SourceInfo]
+
+
+def by_reason(entries: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """(reason, paths) for each reason among (path, reason) pairs, the most common first: what
+    an index run's summary shows as "12 files: needs OCR, and OCR is off"."""
+    groups: dict[str, list[str]] = {}
+    for path, reason in entries:
+        groups.setdefault(reason, []).append(path)
+    return sorted(groups.items(), key=lambda group: (-len(group[1]), group[0]))
 
 
 def list_sources(db: Database) -> list[SourceInfo]:

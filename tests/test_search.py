@@ -90,7 +90,9 @@ def test_cli_json_output_for_scripts(cli, sample_home: Settings) -> None:  # typ
     assert payload["query"] == "how to store coffee beans" and payload["mode"] == "hybrid"
     assert len(payload["results"]) == 4
     first = payload["results"][0]
-    assert set(first) == {"rank", "score", "doc_id", "path", "title", "snippet"}
+    assert set(first) == {"rank", "score", "doc_id", "path", "title", "snippet", "location",
+                          "file_type", "author", "date", "metadata"}  # fmt: skip
+    assert first["location"] == "" and first["file_type"] == "text"  # a text file has no pages
     assert first["path"].endswith("storing-beans.txt") and Path(first["path"]).is_absolute()
 
 

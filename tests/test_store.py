@@ -95,7 +95,7 @@ def test_vectors_committed_but_never_saved_are_replayed(indexed: tuple, tmp_path
     db = Database(home.database_url)
     note = tmp_path / "note.md"
     note.write_text("# Kombucha\n\nA SCOBY ferments sweet tea into kombucha in about ten days.")
-    loaded = load_file(note, note.read_bytes())
+    (loaded,) = load_file(note, note.read_bytes())
     writer = IndexWriter(home, db)
     source_id = get_or_create_source(db, "folder", str(tmp_path))
     writer.add(

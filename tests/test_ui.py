@@ -16,6 +16,7 @@ from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Feedback
 from tests.conftest import DATA, REPO
+from tests.format_samples import render_page
 
 APP = str(REPO / "ui" / "app.py")
 
@@ -143,16 +144,22 @@ def test_index_page_indexes_a_folder_and_names_failed_files(
     folder = tmp_path / "new-folder"
     shutil.copytree(DATA / "docs" / "astronomy", folder)
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7 truncated")
+    for name in ("one.png", "two.png", "three.png"):
+        render_page("A photographed note.", width=600, height=200).save(folder / name)
     app = _app(own_home, monkeypatch, page="📁 Index")
     app.text_input[0].input(str(folder))
+    app.checkbox[0].uncheck()  # OCR off: the pictures are skipped, and grouped by why
     next(b for b in app.button if b.label == "Index folder").click()
     app.run()
     assert not app.exception, app.exception
     _after_jobs(app, own_home)
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Added"] == "6" and metrics["Failed"] == "1"
+    assert (metrics["Added"], metrics["Failed"], metrics["Skipped"]) == ("6", "1", "3")
     assert any("could not be indexed" in e.value for e in app.error)
     assert any(str(folder) in m.value for m in app.markdown)
+    assert [e.label for e in app.expander if "files:" in e.label] == [
+        "3 files: needs OCR, and OCR is off (--no-ocr)"
+    ]
 
 
 def test_index_page_reports_a_missing_folder(

@@ -19,6 +19,11 @@ def render() -> None:
     st.header("Index")
     with st.form("add-folder"):
         folder = st.text_input("Folder on this machine", placeholder="/home/me/Documents")
+        ocr = st.checkbox(
+            "Read scanned pages and pictures of text (OCR)",
+            value=True,
+            help="Slower the first time: each page takes a few seconds, once.",
+        )
         start = st.form_submit_button("Index folder")
     if start:
         path = Path(folder.strip()).expanduser()
@@ -27,7 +32,7 @@ def render() -> None:
         elif not path.exists():
             st.error(f"{path} does not exist: enter the path of a folder on this machine.")
         else:
-            jobs_panel.start(["index", str(path.resolve())])
+            jobs_panel.start(["index", str(path.resolve()), *([] if ocr else ["--no-ocr"])])
     jobs_panel.panel(kinds=("index", "import", WATCH), title="Indexing jobs")
 
     st.subheader("Indexed folders")

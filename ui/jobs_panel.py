@@ -14,7 +14,8 @@ import streamlit as st
 
 from searchapp import jobs
 from searchapp.errors import SearchappError
-from ui.resources import database, settings
+from searchapp.status import by_reason
+from ui.resources import database, markdown_text, settings
 
 REFRESH_SECONDS = 1.0
 RECENT = 5
@@ -79,24 +80,43 @@ def _act(action: Callable[[], object]) -> None:
 
 
 def _index_result(result: dict) -> None:
-    columns = st.columns(6)
+    ignored = result.get("ignored", [])  # absent from the results of older runs
     figures = [
         ("Added", result["added"]),
         ("Updated", result["updated"]),
-        ("Removed", result["removed"]),
         ("Unchanged", result["unchanged"]),
         ("Failed", len(result["failed"])),
+        ("Skipped", len(result["skipped"])),
+        ("Ignored", len(ignored)),
+        ("Removed", result["removed"]),
         ("Chunks embedded", result["chunks"]),
     ]
-    for column, (label, value) in zip(columns, figures, strict=True):
+    for column, (label, value) in zip(st.columns(len(figures)), figures, strict=True):
         column.metric(label, value)
-    st.caption(f"{result['seconds']:.1f} s")
+    files = result.get("files")
+    st.caption(f"{files} files accounted for in {result['seconds']:.1f} s" if files is not None
+               else f"{result['seconds']:.1f} s")  # fmt: skip
     if result["failed"]:
         st.error(f"{len(result['failed'])} files could not be indexed:")
-        st.dataframe(result["failed"], hide_index=True, use_container_width=True)
+        _by_reason(result["failed"])
     if result["skipped"]:
-        with st.expander(f"{len(result['skipped'])} skipped"):
-            st.dataframe(result["skipped"], hide_index=True, use_container_width=True)
+        st.markdown(f"**{len(result['skipped'])} skipped**, not documents searchapp reads:")
+        _by_reason(result["skipped"])
+    if ignored:
+        st.markdown(f"**{len(ignored)} ignored** by a rule:")
+        _by_reason(ignored)
+
+
+def _by_reason(entries: list[dict]) -> None:
+    """One line per reason ("12 files: needs OCR, and OCR is off"), its files in an expander."""
+    groups = by_reason((entry["path"], entry["reason"]) for entry in entries)
+    for reason, paths in groups:
+        label = f"{len(paths)} files: {reason}" if len(paths) > 1 else f"{paths[0]}: {reason}"
+        if len(paths) == 1:
+            st.markdown(f"- {markdown_text(label)}")
+            continue
+        with st.expander(label):
+            st.dataframe({"path": paths}, hide_index=True, use_container_width=True)
 
 
 def _compared(gate: dict, held_out: dict, which: str) -> str:

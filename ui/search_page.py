@@ -24,9 +24,11 @@ def _filters() -> SearchFilters:
         left, right = st.columns(2)
         after = left.date_input("Modified after", value=None, key="filter_after")
         before = right.date_input("Modified before", value=None, key="filter_before")
+        author = st.text_input("Author or sender contains", key="filter_author")
     return SearchFilters(
         folders=tuple(folders),
         file_types=tuple(types),
+        author=author.strip(),
         modified_after=datetime.combine(after, time.min) if after else None,
         modified_before=datetime.combine(before, time.max) if before else None,
     )
@@ -68,7 +70,11 @@ def _show(results: list[SearchResult], query: str | None) -> None:
         relevance = f"score {result.score:.4f}"
         if result.similarity is not None:
             relevance += f" · similarity {result.similarity:.2f}"
-        st.caption(f"{result.path}  ·  {relevance}")
+        place = "  ·  ".join(
+            piece for piece in (result.path, result.location, result.author, result.date[:10])
+            if piece
+        )  # fmt: skip
+        st.caption(f"{place}  ·  {relevance}")
         st.markdown(markdown_text(result.snippet))
         with st.expander("Whole passage and other matching passages"):
             st.text(result.chunk_text)

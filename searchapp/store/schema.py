@@ -78,7 +78,7 @@ class Document(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     uri: Mapped[str] = mapped_column(Text, unique=True)
-    path: Mapped[str | None] = mapped_column(Text, default=None)
+    path: Mapped[str | None] = mapped_column(Text, default=None, index=True)
     external_id: Mapped[str | None] = mapped_column(Text, default=None, index=True)
     title: Mapped[str] = mapped_column(Text, default="")
     file_type: Mapped[str] = mapped_column(String(16), default="text")
@@ -86,6 +86,14 @@ class Document(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     mtime_ns: Mapped[int] = mapped_column(BigInteger, default=0)
     indexed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A file holding several documents names each: "message 3", "message 3/invoice.pdf".
+    part: Mapped[str] = mapped_column(Text, default="", server_default="")
+    author: Mapped[str] = mapped_column(Text, default="", server_default="")
+    doc_date: Mapped[str] = mapped_column(Text, default="", server_default="")  # ISO 8601
+    # JSON: [[start, "page 3"], …], where in the text each page, slide or sheet starts; and
+    # {"from": …, "to": …}, what else the format records. NULL when there is none.
+    sections: Mapped[str | None] = mapped_column(Text, default=None)
+    meta: Mapped[str | None] = mapped_column(Text, default=None)
 
     chunks: Mapped[list[Chunk]] = relationship(
         back_populates="document", cascade="all, delete-orphan", passive_deletes=True

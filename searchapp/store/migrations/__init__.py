@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, create_engine, inspect, text
 
-HEAD = "0006"
+HEAD = "0007"
 BASELINE = "0001"
 FOLDER = Path(__file__).parent
 
