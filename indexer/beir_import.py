@@ -20,8 +20,9 @@ from indexer.pipeline import (
     index_sources,
 )
 from searchapp.beir import BeirDocument, count_corpus, read_corpus
-from searchapp.encoder import EncoderSpec
+from searchapp.encoder import EncoderSpec, requested_spec
 from searchapp.errors import NotADocument
+from searchapp.operations import ImportOptions
 from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -94,3 +95,9 @@ def import_beir(
     """Index every record of ``folder/corpus.jsonl``; a result's path is the record's ``_id``."""
     source = BeirCorpusSource(Path(os.path.abspath(Path(folder).expanduser())))
     return index_sources(settings, [source], spec=spec, db=db, progress=progress)
+
+
+def run_import(settings: Settings, options: ImportOptions, progress: Progress) -> IndexSummary:
+    """The ``import`` operation."""
+    spec = requested_spec(options.pooling, options.layer)
+    return import_beir(settings, options.beir, spec=spec, progress=progress)

@@ -29,13 +29,14 @@ from indexer.pipeline import (
     index_sources,
 )
 from indexer.walk import Ignored, Skipped, walk_files
-from searchapp.encoder import EncoderSpec
+from searchapp.encoder import EncoderSpec, requested_spec
 from searchapp.errors import (
     InvalidOptionError,
     NotADocument,
     PathNotFoundError,
     UnreadableFileError,
 )
+from searchapp.operations import IndexOptions, RemoveOptions, RemoveResult
 from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -170,6 +171,32 @@ def index_folders(
     ) as parser:
         sources = [FolderSource(root, patterns, parser, exclude=(settings.home,)) for root in roots]
         return index_sources(settings, sources, spec=spec, db=db, progress=progress)
+
+
+def run_index(settings: Settings, options: IndexOptions, progress: Progress) -> IndexSummary:
+    """The ``index`` operation."""
+    spec = requested_spec(options.pooling, options.layer)
+    return index_folders(settings, options.paths, spec=spec, ignore=options.ignore,
+                         progress=progress)  # fmt: skip
+
+
+def run_remove(settings: Settings, options: RemoveOptions, progress: Progress) -> RemoveResult:
+    """The ``remove`` operation: forget the indexed folder at ``options.folder``."""
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    location = path_text(Path(os.path.abspath(Path(options.folder).expanduser())))
+    with db.read() as session:
+        source_id = session.scalar(
+            select(Source.id).where(Source.kind == "folder", Source.location == location)
+        )
+    if source_id is None:
+        raise InvalidOptionError(
+            f"{location} is not an indexed folder: the Index page lists the folders "
+            "indexed, by the path they were indexed under."
+        )
+    progress.report("remove folder", 0, 1, unit="folder", detail=location)
+    removed = remove_source(settings, source_id, db=db)
+    progress.report("remove folder", 1, 1, unit="folder", detail=location)
+    return RemoveResult(folder=location, documents=removed)
 
 
 def remove_source(settings: Settings, source_id: int, *, db: Database | None = None) -> int:

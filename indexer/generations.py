@@ -15,6 +15,7 @@ from searchapp.backends import prepare_queries, resolve
 from searchapp.encoder import Encoder
 from searchapp.errors import InvalidOptionError, UnknownVersionError
 from searchapp.faults import crash_point
+from searchapp.operations import PromoteOptions, RollbackOptions, ServedResult
 from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -200,6 +201,23 @@ def rollback(
             version = session.get(ModelVersion, previous.model_version_id)
             assert version is not None
         return _serve(db, settings, version, previous, progress)
+
+
+def run_promote(settings: Settings, options: PromoteOptions, progress: Progress) -> ServedResult:
+    """The ``promote`` operation."""
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    generation = promote_version(db, settings, options.version, backend=options.backend,
+                                 progress=progress)  # fmt: skip
+    return ServedResult(version=generation.model_version_id, generation=generation.id,
+                        backend=generation.backend)  # fmt: skip
+
+
+def run_rollback(settings: Settings, options: RollbackOptions, progress: Progress) -> ServedResult:
+    """The ``rollback`` operation."""
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    generation = rollback(db, settings, progress=progress)
+    return ServedResult(version=generation.model_version_id, generation=generation.id,
+                        backend=generation.backend)  # fmt: skip
 
 
 def _serve(

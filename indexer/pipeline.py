@@ -115,6 +115,15 @@ class IndexSummary:
             "seconds": round(self.seconds, 3),
         }
 
+    @classmethod
+    def from_json(cls, data: dict) -> IndexSummary:
+        """The summary a job stored (``to_json``)."""
+        listed = {name: [(entry["path"], entry["reason"]) for entry in data.get(name, [])]
+                  for name in ("failed", "skipped", "ignored")}  # fmt: skip
+        counts = ("added", "updated", "removed", "unchanged", "chunks", "documents")
+        return cls(**{name: data.get(name, 0) for name in counts}, seconds=data["seconds"],
+                   **listed)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Rejected:

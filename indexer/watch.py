@@ -19,6 +19,8 @@ from watchdog.observers import Observer
 
 from searchapp import jobs
 from searchapp.errors import PathNotFoundError
+from searchapp.operations import IndexOptions, WatchOptions, WatchResult
+from searchapp.progress import Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 
@@ -63,7 +65,7 @@ def watch(
             raise PathNotFoundError(f"{path} is not a folder: --watch needs folders to watch.")
     stop = stop or threading.Event()
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
-    arguments = ["index", *map(str, paths), *(f"--ignore={glob}" for glob in ignore)]
+    options = IndexOptions(paths=tuple(map(str, paths)), ignore=tuple(ignore))
     changes = _Changes(settings.home)
     observer = Observer()
     for path in paths:
@@ -79,7 +81,7 @@ def watch(
             _settle(changes, stop)
             changes.changed.clear()
             changes.last_event = time.monotonic()
-            job_id = jobs.submit(db, arguments)
+            job_id = jobs.submit(db, "index", options)
             jobs.run(settings, job_id, own_process=False)
             on_run(jobs.get_job(db, job_id))
     finally:
@@ -95,3 +97,21 @@ def _settle(changes: _Changes, stop: threading.Event) -> None:
         if quiet >= QUIET_SECONDS:
             return
         time.sleep(QUIET_SECONDS - quiet)
+
+
+def run_watch(settings: Settings, options: WatchOptions, progress: Progress) -> WatchResult:
+    """The ``watch`` operation: until stopped (a cancel, Ctrl-C), each re-index a job of its own,
+    reported as one step of progress."""
+    runs = 0
+
+    def ran(view: jobs.JobView) -> None:
+        nonlocal runs
+        runs += 1
+        result = view.result or {}
+        line = (f"job {view.id} {view.state}: {result.get('added', 0)} added, "
+                f"{result.get('updated', 0)} updated, {result.get('removed', 0)} removed, "
+                f"{len(result.get('failed', []))} failed")  # fmt: skip
+        progress.report("watching", runs, None, unit="run", detail=line)
+
+    watch(settings, options.paths, ignore=options.ignore, on_run=ran)
+    return WatchResult(runs=runs)

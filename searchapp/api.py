@@ -28,11 +28,7 @@ from sqlalchemy import func, select
 from searchapp.choices import DEFAULT_RESULTS, FUSION, SEARCH_MODE
 from searchapp.errors import (
     InvalidOptionError,
-    NoIndexError,
     SearchappError,
-    StorageFullError,
-    UnknownVersionError,
-    WriterBusyError,
 )
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -63,18 +59,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _status(error: SearchappError) -> int:
-    if isinstance(error, NoIndexError | UnknownVersionError):
-        return 503  # nothing to serve yet: the client is not at fault
-    if isinstance(error, WriterBusyError):
-        return 503
-    if isinstance(error, StorageFullError):
-        return 507
-    if isinstance(error, InvalidOptionError):
-        return 422
-    return 409
 
 
 def create_app(settings: Settings, token: str | None = None) -> FastAPI:
@@ -115,7 +99,7 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
 
     @app.exception_handler(SearchappError)
     async def _refused(_request: Request, error: SearchappError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=_status(error))
+        return JSONResponse({"detail": str(error)}, status_code=error.http_status)
 
     @app.get("/search")
     def search(

@@ -46,41 +46,60 @@ def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
 
 
 def _progress(args: argparse.Namespace) -> Progress:
-    """Bars on stderr, unless --quiet; stdout stays for the command's own output. A job's
-    process gives its own (its row in the database)."""
-    if getattr(args, "progress", None) is not None:
-        return args.progress
-    return NO_PROGRESS if args.quiet else TerminalProgress()
+    """Bars on stderr, unless --quiet; stdout stays for the command's own output."""
+    return NO_PROGRESS if getattr(args, "quiet", False) else TerminalProgress()
 
 
-def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    if args.pooling is None and args.layer is None:
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given on the command line (``--no-ocr``, ``--backend``…): what a job applies."""
+    given = {name: getattr(args, name, None) for name in _field_names(Settings)}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _absolute(path: str | os.PathLike[str]) -> str:
+    """A path as the job's process will need it: absolute, from where the command was given."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _operate(args: argparse.Namespace, name: str, options: object):  # type: ignore[no-untyped-def]
+    """Run operation ``name`` here with progress bars; or, with ``--background``, start it as a
+    job, print its id and return None."""
+    from searchapp import operations
+
+    if getattr(args, "background", False):
+        from searchapp import jobs
+        from searchapp.store.database import Database
+
+        settings = _settings(args, create=True)
+        db = Database(settings.database_url, lock_path=settings.write_lock_path)
+        job_id = jobs.start(settings, db, name, options, _overrides(args))
+        if getattr(args, "json", False):
+            print(json.dumps({"job": job_id}))
+        else:
+            print(f"job {job_id} started: `searchapp jobs show {job_id}` to follow it")
         return None
-    from searchapp.encoder import EncoderSpec
-
-    return EncoderSpec(pooling=args.pooling or POOLING.default, layer=args.layer)
+    settings = _settings(args, create=name in ("index", "import", "watch"))
+    with _progress(args) as progress:
+        return operations.execute(name, settings, options, progress)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from searchapp.operations import ImportOptions, IndexOptions
+
     if not args.beir and not args.paths:
         raise InvalidOptionError("searchapp index: give one or more folders (or --beir DIR).")
     if args.watch and args.beir:
         raise InvalidOptionError("searchapp index: --watch watches folders, not a --beir corpus.")
-    settings = _settings(args, create=True)
+    if args.watch:
+        return _watch(args)
     if args.beir:
-        from indexer.beir_import import import_beir
-
-        with _progress(args) as progress:
-            summary = import_beir(settings, args.beir, spec=_spec(args), progress=progress)
-    elif args.watch:
-        return _watch(args, settings)
+        name, options = "import", ImportOptions(_absolute(args.beir), args.pooling, args.layer)
     else:
-        from indexer.folders import index_folders
-
-        with _progress(args) as progress:
-            summary = index_folders(
-                settings, args.paths, spec=_spec(args), ignore=args.ignore, progress=progress
-            )
+        paths = tuple(map(_absolute, args.paths))
+        name, options = "index", IndexOptions(paths, tuple(args.ignore), args.pooling, args.layer)
+    summary = _operate(args, name, options)
+    if summary is None:
+        return 0
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
@@ -109,26 +128,39 @@ def _print_grouped(what: str, groups: list[tuple[str, list[str]]]) -> None:
             print(f"{what:8} {len(paths)} files: {reason} (such as {paths[0]})", file=sys.stderr)
 
 
-def _watch(args: argparse.Namespace, settings: Settings) -> int:
+def _watch(args: argparse.Namespace) -> int:
     """``index --watch``: index now, then after every change, until stopped (Ctrl-C, a cancel)."""
+    from searchapp.operations import WatchOptions
+
+    options = WatchOptions(tuple(map(_absolute, args.paths)), tuple(args.ignore))
+    if args.background:
+        _operate(args, "watch", options)
+        return 0
     from indexer.watch import watch
 
-    runs = 0
-    progress = getattr(args, "progress", None) or NO_PROGRESS
-
     def ran(view) -> None:  # type: ignore[no-untyped-def]
-        nonlocal runs
-        runs += 1
         result = view.result or {}
-        line = (f"job {view.id} {view.state}: {result.get('added', 0)} added, "
-                f"{result.get('updated', 0)} updated, {result.get('removed', 0)} removed, "
-                f"{len(result.get('failed', []))} failed")  # fmt: skip
-        progress.report("watching", runs, None, unit="run", detail=line)
-        if not getattr(args, "progress", None):
-            print(f"{datetime.now():%H:%M:%S} {line}", flush=True)
+        print(f"{datetime.now():%H:%M:%S} job {view.id} {view.state}: "
+              f"{result.get('added', 0)} added, {result.get('updated', 0)} updated, "
+              f"{result.get('removed', 0)} removed, {len(result.get('failed', []))} failed",
+              flush=True)  # fmt: skip
 
-    print(f"Watching {', '.join(args.paths)}; Ctrl-C stops.", file=sys.stderr, flush=True)
-    watch(settings, args.paths, ignore=args.ignore, on_run=ran)
+    print(f"Watching {', '.join(options.paths)}; Ctrl-C stops.", file=sys.stderr, flush=True)
+    watch(_settings(args, create=True), options.paths, ignore=options.ignore, on_run=ran)
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from searchapp.operations import RemoveOptions
+
+    result = _operate(args, "remove", RemoveOptions(_absolute(args.folder)))
+    if result is None:
+        return 0
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(f"Removed {result.folder} ({result.documents} documents) from the index; "
+              "its files are untouched.")  # fmt: skip
     return 0
 
 
@@ -189,22 +221,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from indexer.training.options import PairSources, TrainingOptions
-    from indexer.training.retrain import retrain
+    from indexer.training.options import PairSources, TrainingOptions, TrainOptions
 
     sources = PairSources(
-        files=tuple(Path(p) for p in args.pairs),
-        beir=Path(args.beir) if args.beir else None,
+        files=tuple(Path(_absolute(p)) for p in args.pairs),
+        beir=Path(_absolute(args.beir)) if args.beir else None,
         split=args.split,
         feedback=args.feedback,
     )
-    options = TrainingOptions(
+    training = TrainingOptions(
         loss=args.loss, pooling=args.pooling, layer=args.layer, force=args.force,
-        eval_beir=Path(args.eval_beir) if args.eval_beir else None,
+        eval_beir=Path(_absolute(args.eval_beir)) if args.eval_beir else None,
         **{name: getattr(args, name) for name in _field_names(TrainingOptions)},
     )  # fmt: skip
-    with _progress(args) as progress:
-        report = retrain(_settings(args), sources, options, progress=progress)
+    report = _operate(args, "train", TrainOptions(sources, training))
+    if report is None:
+        return 0
     for where, reason in report.skipped:
         print(f"skipped  {where}: {reason}", file=sys.stderr)
     if args.json:
@@ -220,29 +252,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from indexer.generations import promote_version, rollback
+    from searchapp.operations import PromoteOptions, RollbackOptions
     from searchapp.store.database import Database
     from searchapp.versions import list_versions
 
+    if args.action in ("promote", "rollback"):
+        if args.action == "promote":
+            served = _operate(args, "promote", PromoteOptions(args.id, args.backend))
+        else:
+            served = _operate(args, "rollback", RollbackOptions())
+        if served is None:
+            return 0
+        done = "Serving" if args.action == "promote" else "Rolled back: serving"
+        print(f"{done} model version {served.version} (index generation {served.generation}, "
+              f"backend {served.backend}).")  # fmt: skip
     settings = _settings(args)
-    db = Database(settings.database_url, lock_path=settings.write_lock_path)
-    if args.action == "promote":
-        with _progress(args) as progress:
-            generation = promote_version(
-                db, settings, args.id, backend=args.backend, progress=progress
-            )
-        print(
-            f"Serving model version {args.id} (index generation {generation.id}, "
-            f"backend {generation.backend})."
-        )
-    elif args.action == "rollback":
-        with _progress(args) as progress:
-            generation = rollback(db, settings, progress=progress)
-        print(
-            f"Rolled back: serving model version {generation.model_version_id} "
-            f"(index generation {generation.id})."
-        )
-    rows = list_versions(db)
+    rows = list_versions(Database(settings.database_url, lock_path=settings.write_lock_path))
     if args.json:
         print(json.dumps([row.to_json() for row in rows], indent=2))
     elif args.action == "list":
@@ -258,27 +283,30 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from searchapp.health import check_store, repair_store
+    from searchapp.health import check_store, result_of
+    from searchapp.operations import RepairOptions
     from searchapp.store.database import Database
 
-    settings = _settings(args)
-    db = Database(settings.database_url, lock_path=settings.write_lock_path)
-    report = check_store(settings, db)
-    repaired: list[str] = []
+    if args.background and not args.repair:
+        raise InvalidOptionError("searchapp check: only `check --repair` runs as a job.")
     if args.repair:  # also what heals by itself later (an index file or the fast keyword index
-        repaired = repair_store(settings, db)  # behind SQL): brought up to date now
-        report = check_store(settings, db)
-    if args.json:
-        checks = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in report.checks]
-        print(json.dumps({"ok": report.ok, "checks": checks, "repaired": repaired}, indent=2))
+        result = _operate(args, "repair", RepairOptions())  # behind SQL): brought up to date now
+        if result is None:
+            return 0
     else:
-        for line in repaired:
+        settings = _settings(args)
+        db = Database(settings.database_url, lock_path=settings.write_lock_path)
+        result = result_of(check_store(settings, db))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        for line in result.repaired:
             print(f"repaired: {line}")
-        for check in report.checks:
-            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
-        if not report.ok:
+        for name, ok, detail in result.checks:
+            print(f"{'ok  ' if ok else 'FAIL'}  {name}: {detail}")
+        if not result.ok:
             print("Run `searchapp check --repair` to rebuild what can be rebuilt from SQL.")
-    return 0 if report.ok else EXIT_SOME_FAILED
+    return 0 if result.ok else EXIT_SOME_FAILED
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -348,21 +376,6 @@ def _print_job(view) -> None:  # type: ignore[no-untyped-def]
         print(f"  {view.again} it: searchapp jobs resume {view.id}")
     if view.result is not None:
         print("  result    " + json.dumps(view.result, indent=2).replace("\n", "\n  "))
-
-
-def _start_job(args: argparse.Namespace, argv: list[str]) -> int:
-    """``--background``: record the command as a job, launch it, print its id, return."""
-    from searchapp import jobs
-    from searchapp.store.database import Database
-
-    settings = _settings(args, create=True)
-    db = Database(settings.database_url, lock_path=settings.write_lock_path)
-    job_id = jobs.start(settings, db, argv[argv.index(args.command) :])
-    if getattr(args, "json", False):
-        print(json.dumps({"job": job_id}))
-    else:
-        print(f"job {job_id} started: `searchapp jobs show {job_id}` to follow it")
-    return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -584,6 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--quiet", action="store_true", help="no progress bars")
     migrate.set_defaults(func=cmd_migrate)
 
+    remove = commands.add_parser(
+        "remove", help="forget an indexed folder: its documents leave the index, files stay"
+    )
+    remove.add_argument("folder", metavar="FOLDER", help="the folder, as it was indexed")
+    remove.add_argument("--json", action="store_true")
+    remove.add_argument("--quiet", action="store_true", help="no progress bar")
+    remove.set_defaults(func=cmd_remove)
+
     check = commands.add_parser("check", help="verify the store; --repair rebuilds from SQL")
     check.add_argument("--repair", action="store_true",
                        help="rebuild the vector index file from the stored vectors")  # fmt: skip
@@ -606,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.set_defaults(func=cmd_jobs)
 
     background = "run as a job: print its id and return at once (see `searchapp jobs`)"
-    for sub in (index, train, promote, models_actions.choices["rollback"], check):
+    for sub in (index, train, promote, models_actions.choices["rollback"], check, remove):
         sub.add_argument("--background", action="store_true", help=background)
 
     web = commands.add_parser("ui", help="start the web UI (Streamlit)")
@@ -636,8 +657,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.query_backend:
         os.environ[QUERY_BACKEND_ENV] = args.query_backend
     try:
-        if getattr(args, "background", False):
-            return _start_job(args, argv)
         return args.func(args)
     except KeyboardInterrupt:
         print("Interrupted; everything committed so far is kept.", file=sys.stderr)

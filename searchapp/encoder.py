@@ -58,6 +58,13 @@ class EncoderSpec:
         return Path(self.path) if self.path else bundled_model_path()
 
 
+def requested_spec(pooling: str | None, layer: int | None) -> EncoderSpec | None:
+    """A new home's spec from ``--pooling`` and ``--layer``; None (the default) if neither."""
+    if pooling is None and layer is None:
+        return None
+    return EncoderSpec(pooling=pooling or POOLING.default, layer=layer)
+
+
 @cache
 def _weights_digest(weights_dir: str) -> str:
     digest = hashlib.sha256()

@@ -32,13 +32,19 @@ EXIT_INTERRUPTED = 130
 
 
 class SearchappError(Exception):
-    """A failure a user can act on; the message says what was wrong and what to do."""
+    """A failure a user can act on; the message says what was wrong and what to do.
+
+    ``exit_code`` is the command's exit status, ``http_status`` the API's answer.
+    """
 
     exit_code: int = EXIT_USAGE
+    http_status: int = 409  # the request conflicts with the state of the store
 
 
 class InvalidOptionError(SearchappError, ValueError):
     """An option or argument outside what is accepted (an unknown mode, a negative k, …)."""
+
+    http_status = 422
 
 
 class PathNotFoundError(SearchappError, FileNotFoundError):
@@ -48,19 +54,26 @@ class PathNotFoundError(SearchappError, FileNotFoundError):
 class NoIndexError(SearchappError):
     """The home has nothing indexed yet, or there is no home at the path given."""
 
+    http_status = 503  # nothing to serve yet: the client is not at fault
+
 
 class DatabaseUnavailableError(SearchappError):
     """The database cannot be opened: a server that does not answer, a wrong URL or password."""
 
+    http_status = 503
+
 
 class WriterBusyError(SearchappError):
     """Another process is writing to the same home."""
+
+    http_status = 503
 
 
 class StorageFullError(SearchappError, OSError):
     """The disk (or quota) holding the home is full; what was committed before is intact."""
 
     exit_code = EXIT_STORAGE_FULL
+    http_status = 507
 
     def __init__(self, where: str) -> None:
         super().__init__(
@@ -97,6 +110,14 @@ class PairsError(SearchappError, ValueError):
 class UnknownVersionError(SearchappError, LookupError):
     """A model version or index generation that does not exist, or cannot be served."""
 
+    http_status = 503  # nothing to serve yet: the client is not at fault
+
 
 class ModelMismatchError(SearchappError):
     """A model folder that disagrees with its record (other weights, pooling or layer)."""
+
+
+class UnknownJobError(SearchappError, LookupError):
+    """A job id that names no job."""
+
+    http_status = 404

@@ -13,6 +13,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from searchapp.errors import CorruptIndexError, WriterBusyError
+from searchapp.operations import CheckResult, RepairOptions
+from searchapp.progress import Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.keyword import keyword_index
@@ -181,3 +183,19 @@ def repair_store(settings: Settings, db: Database) -> list[str]:
     if leftovers:
         done.append(f"removed {len(leftovers)} leftover index files")
     return done
+
+
+def run_repair(settings: Settings, options: RepairOptions, progress: Progress) -> CheckResult:
+    """The ``repair`` operation: repair, then check again."""
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    progress.report("repair", 0, 2, unit="step", detail="rebuilding from SQL")
+    repaired = repair_store(settings, db)
+    progress.report("repair", 1, 2, unit="step", detail="checking")
+    report = check_store(settings, db)
+    progress.report("repair", 2, 2, unit="step")
+    return result_of(report, repaired)
+
+
+def result_of(report: HealthReport, repaired: list[str] | None = None) -> CheckResult:
+    checks = tuple((check.name, check.ok, check.detail) for check in report.checks)
+    return CheckResult(ok=report.ok, checks=checks, repaired=tuple(repaired or ()))

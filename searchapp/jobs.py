@@ -2,10 +2,11 @@
 
 ``start`` records a job (state ``queued``) and launches ``searchapp jobs run ID``, a detached
 process, so the work outlives the page, the browser session and the UI server that asked for it.
-That process waits its turn for the home's single writer (first come, first served; searches never
-wait), runs the same command the CLI runs, writes its progress into the row through the one
-progress protocol (``JobProgress``), heartbeats, and ends ``succeeded``, ``failed`` or
-``cancelled`` with the command's JSON output as its result.
+A job is one of ``searchapp.operations``: its row holds the operation's name (the job's kind) and
+its options as JSON. The process waits its turn for the home's single writer (first come, first
+served; searches never wait), calls the operation's ``run`` with a ``JobProgress`` that writes
+progress into the row, heartbeats, and ends ``succeeded``, ``failed`` or ``cancelled`` with the
+operation's typed result stored as JSON.
 
 A job whose process died (kill -9, a reboot) is found by ``reap`` (its process is gone, or its
 heartbeat is old) and marked ``interrupted``; ``resume`` runs it again. Index, import, promotion,
@@ -14,7 +15,7 @@ without redoing it; training starts over (a Restart).
 
 Example::
 
-    job_id = start(settings, db, ["index", "/home/me/Documents"])
+    job_id = start(settings, db, "index", IndexOptions(paths=("/home/me/Documents",)))
     while get_job(db, job_id).active:
         time.sleep(1)
 """
@@ -22,7 +23,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import io
+import dataclasses
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,11 +42,13 @@ from pathlib import Path
 import psutil
 from sqlalchemy import select, update
 
+from searchapp import operations
 from searchapp.errors import (
+    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     InvalidOptionError,
     SearchappError,
-    UnknownVersionError,
+    UnknownJobError,
     WriterBusyError,
 )
 from searchapp.progress import Progress, Update
@@ -55,10 +58,7 @@ from searchapp.store.schema import Job
 
 log = logging.getLogger(__name__)
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
-# Kinds whose work is incremental: running an interrupted one again finishes it (Resume).
-RESUMABLE = frozenset({"index", "import", "promote", "rollback", "repair"})
 # A watcher runs until stopped and writes nothing itself: each re-index it starts is a job of its
 # own, so the queue of writers does not wait for it.
 WATCH = "watch"
@@ -74,26 +74,6 @@ class JobCancelled(SearchappError):
     """The job was cancelled; what it committed stays."""
 
     exit_code = EXIT_INTERRUPTED
-
-
-def kind_of(arguments: Sequence[str]) -> str:
-    """The job kind of a command line: index, import, watch, train, promote, rollback or
-    repair."""
-    command = arguments[0] if arguments else ""
-    if command == "index":
-        if "--watch" in arguments:
-            return WATCH
-        return "import" if "--beir" in arguments else "index"
-    if command == "train":
-        return "train"
-    if command == "models" and len(arguments) > 1 and arguments[1] in ("promote", "rollback"):
-        return arguments[1]
-    if command == "check" and "--repair" in arguments:
-        return "repair"
-    raise InvalidOptionError(
-        f"`searchapp {' '.join(arguments)}` cannot run as a job: jobs are index (and index "
-        "--watch), train, models promote, models rollback and check --repair."
-    )
 
 
 def _now() -> datetime:
@@ -114,8 +94,9 @@ class JobView:
     """A job as people and scripts see it."""
 
     id: int
-    kind: str
-    arguments: list[str]
+    kind: str  # the operation's name
+    options: dict  # the operation's options as JSON (empty for a job of an older searchapp)
+    settings: dict  # the settings it runs with, where they differ from the home's
     state: str
     stage: str
     done: int
@@ -131,11 +112,16 @@ class JobView:
     cancel_requested: bool
     result: dict | list | None
     error: str | None
+    legacy: list[str] | None = None  # the command line of a job recorded before operations
 
     @classmethod
     def of(cls, job: Job) -> JobView:
+        stored = json.loads(job.arguments)
+        if not isinstance(stored, dict):  # a command line, as searchapp stored jobs before 0.8
+            stored = {"options": {}, "settings": {}, "legacy": stored}
         return cls(
-            id=job.id, kind=job.kind, arguments=json.loads(job.arguments), state=job.state,
+            id=job.id, kind=job.kind, options=stored["options"], settings=stored["settings"],
+            legacy=stored.get("legacy"), state=job.state,
             stage=job.stage, done=job.done, total=job.total, unit=job.unit, rate=job.rate,
             detail=job.detail, created_at=job.created_at, started_at=job.started_at,
             ended_at=job.ended_at, heartbeat_at=job.heartbeat_at, pid=job.pid,
@@ -149,7 +135,26 @@ class JobView:
 
     @property
     def command(self) -> str:
-        return "searchapp " + " ".join(self.arguments)
+        """What it does, in a line: 'index /home/me/Documents · ocr=False'."""
+        if self.legacy is not None:
+            return "searchapp " + " ".join(self.legacy)
+        return " · ".join([f"{self.kind} {_values(self.options)}".strip(),
+                           *(f"{k}={v}" for k, v in self.settings.items())])  # fmt: skip
+
+    @property
+    def operation(self) -> operations.Operation:
+        return operations.get(self.kind)
+
+    def typed_options(self):  # type: ignore[no-untyped-def]
+        """The options object the job runs with."""
+        return self.operation.options_from_json(self.options)
+
+    def typed_result(self):  # type: ignore[no-untyped-def]
+        """The operation's result (``IndexSummary``, ``TrainingReport``…), or None: not ended
+        well, or stored by an older searchapp in another shape."""
+        if self.state != "succeeded" or self.result is None or self.legacy is not None:
+            return None
+        return self.operation.result_from_json(self.result)
 
     @property
     def fraction(self) -> float:
@@ -165,9 +170,9 @@ class JobView:
     @property
     def again(self) -> str | None:
         """What running an ended job again is called: Resume (incremental work) or Restart."""
-        if self.state not in ("interrupted", "failed", "cancelled"):
+        if self.state not in ("interrupted", "failed", "cancelled") or self.legacy is not None:
             return None
-        return "Resume" if self.kind in RESUMABLE else "Restart"
+        return "Resume" if self.operation.resumable else "Restart"
 
     def progress_line(self) -> str:
         """'embed chunks: 120 / 9711 chunks · 86/s · 1 min 51 s left'."""
@@ -186,7 +191,8 @@ class JobView:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "id": self.id, "kind": self.kind, "arguments": self.arguments, "state": self.state,
+            "id": self.id, "kind": self.kind, "options": self.options,
+            "settings": self.settings, "command": self.command, "state": self.state,
             "stage": self.stage, "done": self.done, "total": self.total, "unit": self.unit,
             "rate": round(self.rate, 3) if self.rate else None,
             "seconds_left": round(s, 1) if (s := self.seconds_left) is not None else None,
@@ -210,30 +216,41 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
-def submit(db: Database, arguments: Sequence[str], cwd: str | None = None) -> int:
-    """Record a job for ``searchapp ARGUMENTS`` (without ``--home``); returns its id."""
-    arguments = [str(argument) for argument in arguments if argument != "--background"]
-    kind = kind_of(arguments)
-    _parse(arguments)  # refused now, not in a process nobody watches
+def _values(options: Mapping[str, object]) -> str:
+    """Options as 'VALUE … name=value', leaving out the empty ones."""
+    parts = []
+    for name, value in options.items():
+        if isinstance(value, dict):
+            parts.append(_values(value))
+        elif isinstance(value, list) and value:
+            parts.append(" ".join(map(str, value)) if name == "paths" else f"{name}={value}")
+        elif value not in (None, [], {}, False, ""):
+            parts.append(str(value) if name in ("folder", "beir", "version") else f"{name}={value}")
+    return " ".join(part for part in parts if part)
+
+
+def submit(
+    db: Database,
+    operation: str,
+    options: object,
+    settings: Mapping[str, object] | None = None,
+    cwd: str | None = None,
+) -> int:
+    """Record a job for ``operation`` with ``options`` (and ``settings``, the fields of
+    ``Settings`` that differ from the home's, such as ``{"ocr": False}``); returns its id."""
+    known = {f.name for f in dataclasses.fields(Settings) if "help" in f.metadata}
+    if unknown := set(settings or {}) - known:
+        raise InvalidOptionError(
+            f"A job cannot set {', '.join(sorted(unknown))}: it sets {', '.join(sorted(known))}."
+        )
+    stored = {"options": operations.get(operation).options_to_json(options),
+              "settings": dict(settings or {})}  # fmt: skip
     with db.write() as session:
-        job = Job(kind=kind, arguments=json.dumps(arguments), cwd=cwd or os.getcwd(),
+        job = Job(kind=operation, arguments=json.dumps(stored), cwd=cwd or os.getcwd(),
                   stage="waiting to start", heartbeat_at=_now())  # fmt: skip
         session.add(job)
         session.flush()
         return job.id
-
-
-def _parse(arguments: Sequence[str], home: str = "."):  # type: ignore[no-untyped-def]
-    """The command's parsed arguments, or ``InvalidOptionError`` with argparse's complaint."""
-    from searchapp.cli import build_parser
-
-    complaint = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(complaint):
-            return build_parser().parse_args(["--home", home, *arguments])
-    except SystemExit:
-        reason = (complaint.getvalue().strip().splitlines() or ["bad arguments"])[-1]
-        raise InvalidOptionError(f"`searchapp {' '.join(arguments)}`: {reason}") from None
 
 
 def launch(settings: Settings, db: Database, job_id: int) -> subprocess.Popen[bytes]:
@@ -242,7 +259,7 @@ def launch(settings: Settings, db: Database, job_id: int) -> subprocess.Popen[by
     with db.read() as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise UnknownVersionError(f"There is no job {job_id}: see `searchapp jobs list`.")
+            raise UnknownJobError(f"There is no job {job_id}: see `searchapp jobs list`.")
         cwd = job.cwd if Path(job.cwd).is_dir() else str(settings.home)
     logs = settings.home / "jobs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -258,9 +275,15 @@ def launch(settings: Settings, db: Database, job_id: int) -> subprocess.Popen[by
     return process
 
 
-def start(settings: Settings, db: Database, arguments: Sequence[str]) -> int:
+def start(
+    settings: Settings,
+    db: Database,
+    operation: str,
+    options: object,
+    overrides: Mapping[str, object] | None = None,
+) -> int:
     """Record a job and launch its process; returns its id at once."""
-    job_id = submit(db, arguments)
+    job_id = submit(db, operation, options, overrides)
     launch(settings, db, job_id)
     return job_id
 
@@ -270,7 +293,7 @@ def get_job(db: Database, job_id: int) -> JobView:
     with db.read() as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise UnknownVersionError(f"There is no job {job_id}: see `searchapp jobs list`.")
+            raise UnknownJobError(f"There is no job {job_id}: see `searchapp jobs list`.")
         return JobView.of(job)
 
 
@@ -296,9 +319,7 @@ def cancel(db: Database, job_id: int) -> JobView:
                    Job.pid.is_(None))
             .values(state="cancelled", ended_at=_now(), stage="cancelled before it started")
         )  # fmt: skip
-        row = session.get(Job, job_id)
-        assert row is not None
-        pid, host = row.pid, row.host
+        pid, host = session.execute(select(Job.pid, Job.host).where(Job.id == job_id)).one()
     if pid and host == socket.gethostname():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGINT)  # interrupts a long step that reports no progress
@@ -308,6 +329,11 @@ def cancel(db: Database, job_id: int) -> JobView:
 def resume(settings: Settings, db: Database, job_id: int) -> JobView:
     """Run an interrupted, failed or cancelled job again (Resume or Restart, see the module)."""
     job = get_job(db, job_id)
+    if job.legacy is not None:
+        raise InvalidOptionError(
+            f"Job {job_id} was recorded by an older searchapp: run its command again instead, "
+            f"`{job.command}`."
+        )
     if job.again is None:
         raise InvalidOptionError(
             f"Job {job_id} is {job.state}: only an interrupted, failed or cancelled job can be "
@@ -442,51 +468,48 @@ def run(settings: Settings, job_id: int, *, own_process: bool = True) -> int:
     with db.write() as session:
         job = session.get(Job, job_id)
         if job is None:
-            raise UnknownVersionError(f"There is no job {job_id}: see `searchapp jobs list`.")
+            raise UnknownJobError(f"There is no job {job_id}: see `searchapp jobs list`.")
         if job.state != "queued":
             raise InvalidOptionError(f"Job {job_id} is {job.state}, not queued.")
         if own_process:
             job.pid, job.host = os.getpid(), socket.gethostname()
         job.heartbeat_at = _now()
-        arguments = json.loads(job.arguments)
+    view = get_job(db, job_id)
     try:
-        args = _parse(arguments, str(settings.home))
-    except InvalidOptionError as error:
+        options = view.typed_options()
+        settings = dataclasses.replace(settings, **view.settings)
+    except (InvalidOptionError, TypeError) as error:
         with db.write() as session:
             session.execute(
                 update_job(job_id).values(state="failed", ended_at=_now(), error=str(error))
             )
         raise
-    args.json, args.quiet = True, True
-    args.progress = JobProgress(db, job_id)
-    output = io.StringIO()
-    state, error, code = "failed", None, 1
+    state, error, code, result = "failed", None, EXIT_INTERNAL, None
     interrupted = False
     with _Heartbeat(db, job_id):
         try:
             _wait_for_turn(db, job_id)
-            while True:
-                try:
-                    with contextlib.redirect_stdout(output):
-                        code = args.func(args)
-                    break
-                except WriterBusyError:  # a command outside the jobs took the writer first
-                    _wait(db, job_id, "waiting for another process that is writing")
-            state = "succeeded"
+            with JobProgress(db, job_id) as progress:
+                while True:
+                    try:
+                        result = view.operation.function()(settings, options, progress)
+                        break
+                    except WriterBusyError:  # a command outside the jobs took the writer first
+                        _wait(db, job_id, "waiting for another process that is writing")
+            state, code = "succeeded", 0
         except (JobCancelled, KeyboardInterrupt) as stopped:
             state, code = "cancelled", EXIT_INTERRUPTED
             interrupted = isinstance(stopped, KeyboardInterrupt)
         except SearchappError as failure:
             error, code = str(failure), failure.exit_code
         except Exception:
-            error, code = traceback.format_exc(), 70
+            error = traceback.format_exc()
             print(error, file=sys.stderr)
-    result = _json_or_none(output.getvalue())
     values: dict[str, object] = {
         "state": state,
         "ended_at": _now(),
         "error": error,
-        "result_json": json.dumps(result) if result is not None else None,
+        "result_json": json.dumps(result.to_json()) if result is not None else None,
     }
     if state == "cancelled":
         values["stage"] = "cancelled"
@@ -524,14 +547,3 @@ def _wait(db: Database, job_id: int, why: str) -> None:
     if cancelled:
         raise JobCancelled(f"Job {job_id} was cancelled before it started.")
     time.sleep(WAIT_SECONDS)
-
-
-def _json_or_none(text: str) -> dict | list | None:
-    """The command's output: the JSON it prints with --json, else its text."""
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {"output": text[-4000:]}

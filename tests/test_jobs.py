@@ -16,10 +16,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from indexer.pipeline import IndexSummary
+from indexer.training.options import TrainingOptions
 from searchapp import jobs
+from searchapp.errors import InvalidOptionError
+from searchapp.operations import IndexOptions, RemoveOptions, RemoveResult
 from searchapp.settings import Settings
 from searchapp.store.database import Database
-from searchapp.store.schema import Chunk, Document
+from searchapp.store.schema import Chunk, Document, Job
+from tests.format_samples import write_png
 
 TIMEOUT = 240.0
 
@@ -78,9 +83,8 @@ def test_background_jobs_run_in_turn_and_report_their_result(cli, docs_copy, tmp
     assert repair["kind"] == "repair" and repair["result"]["ok"] is True
     assert repair["started_at"] >= done["ended_at"]  # one writer at a time, in order
     listed = cli("--home", home, "jobs", "list")
-    assert (
-        listed.code == 0 and "succeeded" in listed.out and "searchapp check --repair" in listed.out
-    )
+    assert listed.code == 0 and "succeeded" in listed.out
+    assert f"index {docs_copy}" in listed.out and "repair" in listed.out
     # Searching works while and after jobs ran; the job's output is the command's JSON.
     found = cli("--home", home, "search", "varroa mites", "--json", "--mode", "keyword")
     assert json.loads(found.out)["results"][0]["path"].endswith("varroa-mites.md")
@@ -130,29 +134,76 @@ def test_job_commands_say_what_is_wrong(cli, home: Settings, docs_copy) -> None:
     missing = cli("--home", home.home, "jobs", "show", "42")
     assert missing.code == 2 and "There is no job 42" in missing.err
     not_a_job = cli("--home", home.home, "check", "--background")
-    assert not_a_job.code == 2 and "cannot run as a job" in not_a_job.err
+    assert not_a_job.code == 2 and "only `check --repair` runs as a job" in not_a_job.err
     db = Database(home.database_url, lock_path=home.write_lock_path)
-    queued = jobs.submit(db, ["index", str(docs_copy)])  # recorded, its process not started
+    queued = jobs.submit(db, "index", IndexOptions(paths=(str(docs_copy),)))  # not started
     assert jobs.cancel(db, queued).state == "cancelled"
     ended = cli("--home", home.home, "jobs", "cancel", queued)
     assert ended.code == 2 and "already ended (cancelled)" in ended.err
-    with pytest.raises(jobs.InvalidOptionError, match="cannot run as a job"):
-        jobs.kind_of(["search", "bees"])
-    with pytest.raises(jobs.InvalidOptionError, match="invalid choice: 'sideways'"):
-        jobs.submit(db, ["train", "--loss", "sideways"])  # refused before anything runs
+    # Refused before anything is recorded: an unknown operation, options of another one, a
+    # setting no command sets, options that cannot be.
+    with pytest.raises(InvalidOptionError, match="Unknown operation 'search'"):
+        jobs.submit(db, "search", IndexOptions(paths=("bees",)))
+    with pytest.raises(InvalidOptionError, match="index takes IndexOptions, not RemoveOptions"):
+        jobs.submit(db, "index", RemoveOptions(folder=str(docs_copy)))
+    with pytest.raises(InvalidOptionError, match="A job cannot set home"):
+        jobs.submit(db, "index", IndexOptions(paths=(str(docs_copy),)), {"home": "/tmp"})
+    with pytest.raises(InvalidOptionError, match="Unknown loss 'sideways'"):
+        TrainingOptions(loss="sideways")
     assert [view.id for view in jobs.list_jobs(db)] == [queued]
+
+
+def test_a_job_stores_its_operation_and_options_and_runs_them_as_given(  # type: ignore[no-untyped-def]
+    cli, docs_copy: Path, tmp_path: Path
+) -> None:
+    """What the UI does: an options object and a setting in, a typed result out; and a job an
+    older searchapp recorded as a command line is shown but not run again."""
+    home = Settings.load(tmp_path / "home")
+    db = Database(home.database_url, lock_path=home.write_lock_path)
+    write_png(docs_copy / "scan.png", "Feed the bees sugar syrup in early spring.")
+    job_id = jobs.submit(db, "index", IndexOptions(paths=(str(docs_copy),)), {"ocr": False})
+    assert jobs.run(home, job_id) == 0
+    view = jobs.get_job(db, job_id)
+    assert view.options == {"paths": [str(docs_copy)], "ignore": [], "pooling": None,
+                            "layer": None} and view.settings == {"ocr": False}  # fmt: skip
+    summary = view.typed_result()
+    assert isinstance(summary, IndexSummary) and summary.to_json() == view.result
+    assert summary.added == len(list(docs_copy.rglob("*.*"))) - 1  # all but the scan
+    assert [path for path, _ in summary.skipped] == [str(docs_copy / "scan.png")]
+    assert "OCR is off" in summary.skipped[0][1]  # the setting reached the job's process
+    assert view.command == f"index {docs_copy} · ocr=False"
+
+    removed = jobs.submit(db, "remove", RemoveOptions(folder=str(docs_copy)))
+    assert jobs.run(home, removed) == 0
+    result = jobs.get_job(db, removed).typed_result()
+    assert result == RemoveResult(folder=str(docs_copy), documents=summary.documents)
+    gone = cli("--home", home.home, "search", "varroa mites", "--json", "--mode", "keyword")
+    assert json.loads(gone.out)["results"] == []
+    again = cli("--home", home.home, "remove", docs_copy)
+    assert again.code == 2 and "is not an indexed folder" in again.err
+
+    with db.write() as session:
+        old = Job(kind="index", arguments=json.dumps(["index", "notes"]), cwd="/",
+                  state="interrupted")  # fmt: skip
+        session.add(old)
+        session.flush()
+        old_id = old.id
+    shown = jobs.get_job(db, old_id)
+    assert shown.command == "searchapp index notes" and shown.again is None
+    with pytest.raises(InvalidOptionError, match="recorded by an older searchapp"):
+        jobs.resume(home, db, old_id)
 
 
 def test_ctrl_c_while_a_watcher_indexes_stops_the_watcher(  # type: ignore[no-untyped-def]
     home: Settings, docs_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import indexer.folders
     from indexer.watch import watch
-    from searchapp import cli
 
-    def interrupted(args) -> int:  # type: ignore[no-untyped-def]
+    def interrupted(settings, options, progress) -> int:  # type: ignore[no-untyped-def]
         raise KeyboardInterrupt  # the user's Ctrl-C, while the run indexes
 
-    monkeypatch.setattr(cli, "cmd_index", interrupted)
+    monkeypatch.setattr(indexer.folders, "run_index", interrupted)
     after_one_run = threading.Event()  # without the interrupt going on, the watcher would stay
     with pytest.raises(KeyboardInterrupt):
         watch(home, [docs_copy], stop=after_one_run, on_run=lambda view: after_one_run.set())

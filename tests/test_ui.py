@@ -247,7 +247,7 @@ def test_index_page_switch_watches_a_folder_until_switched_off(
     switch = next(t for t in app.toggle if t.label == "Watch")
     switch.set_value(True).run()
     watcher = next(view for view in list_jobs(db) if view.kind == "watch")
-    assert watcher.active and watcher.arguments[1] == str(DATA)
+    assert watcher.active and watcher.options["paths"] == [str(DATA)]
     deadline = time.monotonic() + 300
     while list_jobs(db)[0].kind == "watch" or list_jobs(db)[0].active:  # its first run ends
         assert time.monotonic() < deadline, "the watcher's first run did not end"

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from indexer.folders import remove_source
-from searchapp.errors import SearchappError
 from searchapp.jobs import WATCH, cancel, list_jobs
+from searchapp.operations import IndexOptions, RemoveOptions, WatchOptions
 from searchapp.status import list_sources
 from ui import jobs_panel
-from ui.resources import database, settings
+from ui.resources import database
 
 
 def render() -> None:
@@ -32,15 +31,17 @@ def render() -> None:
         elif not path.exists():
             st.error(f"{path} does not exist: enter the path of a folder on this machine.")
         else:
-            jobs_panel.start(["index", str(path.resolve()), *([] if ocr else ["--no-ocr"])])
-    jobs_panel.panel(kinds=("index", "import", WATCH), title="Indexing jobs")
+            options = IndexOptions(paths=(str(path.resolve()),))
+            jobs_panel.start("index", options, {} if ocr else {"ocr": False})
+    jobs_panel.panel(kinds=("index", "import", WATCH, "remove"), title="Indexing jobs")
 
     st.subheader("Indexed folders")
     sources = [s for s in list_sources(database()) if s.kind == "folder"]
     if not sources:
         st.info("No folder indexed yet.")
-    watchers = {view.arguments[1]: view for view in list_jobs(database())
-                if view.kind == WATCH and view.active}  # fmt: skip
+    watchers = {path: view for view in list_jobs(database())
+                if view.kind == WATCH and view.active
+                for path in view.options["paths"]}  # fmt: skip
     for source in sources:
         left, watch, reindex, remove = st.columns([6, 1, 1, 1])
         when = source.indexed_at.strftime("%Y-%m-%d %H:%M") if source.indexed_at else "never"
@@ -49,16 +50,10 @@ def render() -> None:
         wanted = watch.toggle("Watch", value=watcher is not None, key=f"watch-{source.id}",
                               help="re-index this folder within seconds of any change")  # fmt: skip
         if wanted and watcher is None:
-            jobs_panel.start(["index", source.location, "--watch"])
+            jobs_panel.start(WATCH, WatchOptions(paths=(source.location,)))
         elif not wanted and watcher is not None:
             cancel(database(), watcher.id)
         if reindex.button("Re-index", key=f"reindex-{source.id}"):
-            jobs_panel.start(["index", source.location])
+            jobs_panel.start("index", IndexOptions(paths=(source.location,)))
         if remove.button("Remove", key=f"remove-{source.id}"):
-            try:
-                removed = remove_source(settings(), source.id)
-            except SearchappError as error:
-                st.error(str(error))
-            else:
-                st.toast(f"Removed {source.location} ({removed} documents) from the index.")
-                st.rerun()
+            jobs_panel.start("remove", RemoveOptions(folder=source.location))

@@ -7,13 +7,16 @@ jobs: the panel reads them from the database, and refreshes itself every second 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import streamlit as st
 
+from indexer.pipeline import IndexSummary
+from indexer.training.retrain import TrainingReport
 from searchapp import jobs
 from searchapp.errors import SearchappError
+from searchapp.operations import CheckResult, RemoveResult, ServedResult, WatchResult
 from searchapp.status import by_reason
 from ui.resources import database, markdown_text, settings
 
@@ -21,10 +24,13 @@ REFRESH_SECONDS = 1.0
 RECENT = 5
 
 
-def start(arguments: Sequence[str]) -> int | None:
-    """Start ``searchapp ARGUMENTS`` as a job; shows the error and returns None if refused."""
+def start(
+    operation: str, options: object, overrides: Mapping[str, object] | None = None
+) -> int | None:
+    """Start ``operation`` with ``options`` as a job; shows the error and returns None if
+    refused."""
     try:
-        job_id = jobs.start(settings(), database(), arguments)
+        job_id = jobs.start(settings(), database(), operation, options, overrides)
     except SearchappError as error:
         st.error(str(error))
         return None
@@ -67,7 +73,11 @@ def _job(view: jobs.JobView) -> None:
         if view.error:
             st.error(view.error)
         if view.state == "succeeded" and view.result is not None:
-            RESULTS.get(view.kind, _raw)(view.result)
+            result = view.typed_result()
+            if result is None:
+                st.json(view.result, expanded=False)  # stored by an older searchapp
+            else:
+                SHOW[type(result)](result)
 
 
 def _act(action: Callable[[], object]) -> None:
@@ -79,37 +89,34 @@ def _act(action: Callable[[], object]) -> None:
         st.rerun(scope="fragment")
 
 
-def _index_result(result: dict) -> None:
-    ignored = result.get("ignored", [])  # absent from the results of older runs
+def _index_result(summary: IndexSummary) -> None:
     figures = [
-        ("Added", result["added"]),
-        ("Updated", result["updated"]),
-        ("Unchanged", result["unchanged"]),
-        ("Failed", len(result["failed"])),
-        ("Skipped", len(result["skipped"])),
-        ("Ignored", len(ignored)),
-        ("Removed", result["removed"]),
-        ("Chunks embedded", result["chunks"]),
+        ("Added", summary.added),
+        ("Updated", summary.updated),
+        ("Unchanged", summary.unchanged),
+        ("Failed", len(summary.failed)),
+        ("Skipped", len(summary.skipped)),
+        ("Ignored", len(summary.ignored)),
+        ("Removed", summary.removed),
+        ("Chunks embedded", summary.chunks),
     ]
     for column, (label, value) in zip(st.columns(len(figures)), figures, strict=True):
         column.metric(label, value)
-    files = result.get("files")
-    st.caption(f"{files} files accounted for in {result['seconds']:.1f} s" if files is not None
-               else f"{result['seconds']:.1f} s")  # fmt: skip
-    if result["failed"]:
-        st.error(f"{len(result['failed'])} files could not be indexed:")
-        _by_reason(result["failed"])
-    if result["skipped"]:
-        st.markdown(f"**{len(result['skipped'])} skipped**, not documents searchapp reads:")
-        _by_reason(result["skipped"])
-    if ignored:
-        st.markdown(f"**{len(ignored)} ignored** by a rule:")
-        _by_reason(ignored)
+    st.caption(f"{summary.files} files accounted for in {summary.seconds:.1f} s")
+    if summary.failed:
+        st.error(f"{len(summary.failed)} files could not be indexed:")
+        _by_reason(summary.failed)
+    if summary.skipped:
+        st.markdown(f"**{len(summary.skipped)} skipped**, not documents searchapp reads:")
+        _by_reason(summary.skipped)
+    if summary.ignored:
+        st.markdown(f"**{len(summary.ignored)} ignored** by a rule:")
+        _by_reason(summary.ignored)
 
 
-def _by_reason(entries: list[dict]) -> None:
+def _by_reason(entries: Sequence[tuple[str, str]]) -> None:
     """One line per reason ("12 files: needs OCR, and OCR is off"), its files in an expander."""
-    groups = by_reason((entry["path"], entry["reason"]) for entry in entries)
+    groups = by_reason(entries)
     for reason, paths in groups:
         label = f"{len(paths)} files: {reason}" if len(paths) > 1 else f"{paths[0]}: {reason}"
         if len(paths) == 1:
@@ -130,33 +137,31 @@ def _compared(gate: dict, held_out: dict, which: str) -> str:
     )
 
 
-def _train_result(result: dict) -> None:
-    (st.success if result["promoted"] else st.warning)(
-        f"Version {result['version']}: {'promoted' if result['promoted'] else 'not promoted'} — "
-        f"{result['reason']}"
+def _train_result(report: TrainingReport) -> None:
+    (st.success if report.promoted else st.warning)(
+        f"Version {report.version}: {'promoted' if report.promoted else 'not promoted'} — "
+        f"{report.reason}"
     )
-    if result["promoted"] and not result.get("passed_gate", True):
+    if report.promoted and not report.passed_gate:
         st.caption("Served because you asked to: the gate alone would not have served it.")
     st.table(
         [
-            {"metric": name, "before": result["before"][name], "after": result["after"][name]}
+            {"metric": name, "before": report.before[name], "after": report.after[name]}
             for name in ("ndcg@10", "recall@100", "mrr@10")
         ]
     )
-    seen, held_seen = result.get("seen"), result.get("held_out_seen")
+    seen, held_seen = report.seen, report.held_out_seen
     if seen and seen["queries"] and held_seen:
         st.markdown(
             _compared(seen, held_seen, "about documents it was trained on")
             + " It must be better here with confidence (the two-part gate)."
         )
-    gate, held_out = result.get("gate"), result.get("held_out")
-    if gate and held_out:
-        said = _compared(gate, held_out, "about documents that no training query cites")
+    if report.gate and report.held_out:
+        said = _compared(report.gate, report.held_out, "about documents no training query cites")
         if seen:
             said += " It must not be worse here with confidence."
         st.markdown(said)
-    standing = result.get("standing")
-    if standing:
+    if standing := report.standing:
         low, high = standing["interval"]
         st.markdown(
             f"On **{standing['queries']} queries earlier versions held out**: "
@@ -164,35 +169,40 @@ def _train_result(result: dict) -> None:
             f"mean change {standing['gain']:+.4f}, interval {low:+.4f} to {high:+.4f} (a "
             "candidate worse there with confidence is refused: it would forget)."
         )
-    replayed = result.get("replayed")
+    replayed = report.replayed
     if replayed and replayed["queries"]:
         st.caption(
             f"{replayed['queries']} earlier training queries ({replayed['pairs']} pairs) were "
             "mixed in so that the new version keeps what they taught."
         )
-    st.caption(f"{result['pairs_used']} training rows, {result['pairs_skipped']} rows skipped")
+    st.caption(f"{report.pairs_used} training rows, {report.pairs_skipped} rows skipped")
 
 
-def _versions_result(result: list) -> None:
-    served = next((row for row in result if row["status"] == "active"), None)
-    if served is not None:
-        st.success(f"Serving model version {served['id']}: {served['name']}")
+def _served_result(served: ServedResult) -> None:
+    st.success(f"Serving model version {served.version} (index generation {served.generation}, "
+               f"backend {served.backend}).")  # fmt: skip
 
 
-def _repair_result(result: dict) -> None:
-    for check in result["checks"]:
-        (st.success if check["ok"] else st.error)(f"{check['check']}: {check['detail']}")
+def _check_result(result: CheckResult) -> None:
+    for line in result.repaired:
+        st.info(f"Repaired: {line}")
+    for name, ok, detail in result.checks:
+        (st.success if ok else st.error)(f"{name}: {detail}")
 
 
-def _raw(result: dict | list) -> None:
-    st.json(result, expanded=False)
+def _removed_result(result: RemoveResult) -> None:
+    st.success(f"Removed {result.folder} ({result.documents} documents) from the index.")
 
 
-RESULTS: dict[str, Callable] = {
-    "index": _index_result,
-    "import": _index_result,
-    "train": _train_result,
-    "promote": _versions_result,
-    "rollback": _versions_result,
-    "repair": _repair_result,
+def _watch_result(result: WatchResult) -> None:
+    st.caption(f"Watched until stopped: {result.runs} runs, each a job of its own.")
+
+
+SHOW: dict[type, Callable] = {
+    WatchResult: _watch_result,
+    IndexSummary: _index_result,
+    TrainingReport: _train_result,
+    ServedResult: _served_result,
+    CheckResult: _check_result,
+    RemoveResult: _removed_result,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from searchapp.health import check_store
+from searchapp.operations import RepairOptions
 from searchapp.status import store_status
 from ui import jobs_panel
 from ui.resources import database, settings
@@ -35,4 +36,4 @@ def render() -> None:
     if report.ok:
         st.caption("Everything agrees: SQL, the vector index file and the keyword index.")
     elif st.button("Repair"):
-        jobs_panel.start(["check", "--repair"])
+        jobs_panel.start("repair", RepairOptions())

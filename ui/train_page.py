@@ -3,11 +3,14 @@ decision, versions. The UI's process never loads a training model."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from indexer.training.options import GATES, TrainingOptions
+from indexer.training.options import GATES, PairSources, TrainingOptions, TrainOptions
 from searchapp.choices import LOSS, POOLING
 from searchapp.feedback import feedback_counts
+from searchapp.operations import PromoteOptions, RollbackOptions
 from searchapp.search import DENSE_WEIGHT
 from searchapp.versions import list_versions
 from ui import jobs_panel
@@ -47,9 +50,9 @@ def _versions() -> None:
     choice = left.selectbox("Version", [v.id for v in versions], key="promote_choice")
     # Serving a version embeds every chunk with it: a job, while search keeps working.
     if left.button("Serve this version") and choice is not None:
-        jobs_panel.start(["models", "promote", str(choice)])
+        jobs_panel.start("promote", PromoteOptions(version=int(choice)))
     if right.button("Roll back to the previous version"):
-        jobs_panel.start(["models", "rollback"])
+        jobs_panel.start("rollback", RollbackOptions())
 
 
 GATE_LABELS = {
@@ -83,15 +86,11 @@ def render() -> None:
         force = st.checkbox("Serve the new version even if it is not better")
         start = st.form_submit_button("Train")
     if start:
-        arguments = ["train", *([pairs] if pairs else []), "--feedback", "--loss", loss,
-                     "--epochs", str(int(epochs)), "--replay", str(replay),
-                     "--gate", gate]  # fmt: skip
-        if pooling != KEEP:
-            arguments += ["--pooling", pooling]
-        if int(layer):
-            arguments += ["--layer", str(int(layer))]
-        if force:
-            arguments.append("--force")
-        jobs_panel.start(arguments)
+        sources = PairSources(files=(Path(pairs),) if pairs else (), feedback=True)
+        training = TrainingOptions(
+            loss=loss, pooling=None if pooling == KEEP else pooling, layer=int(layer) or None,
+            epochs=int(epochs), replay=float(replay), gate=gate, force=force,
+        )  # fmt: skip
+        jobs_panel.start("train", TrainOptions(sources, training))
     jobs_panel.panel(kinds=("train", "promote", "rollback"), title="Training jobs")
     _versions()

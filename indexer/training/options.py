@@ -130,3 +130,11 @@ class TrainingOptions:
             key: str(value) if isinstance(value, Path) else value
             for key, value in self.__dict__.items()
         }
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The ``train`` operation's options: where the pairs come from, and how to train."""
+
+    sources: PairSources = PairSources()
+    training: TrainingOptions = TrainingOptions()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from indexer.training.gate import decide, evaluate_generation, fit_blend, score_
 from indexer.training.history import record_pairs, replay_pairs, standing_set
 from indexer.training.losses import training_rows
 from indexer.training.mining import mine
-from indexer.training.options import PairSources, TrainingOptions
+from indexer.training.options import PairSources, TrainingOptions, TrainOptions
 from indexer.training.pairs import (
     DocumentResolver,
     Judgement,
@@ -59,6 +59,9 @@ from searchapp.versions import (
 HISTORY_FILE = "training.json"
 
 
+_NOT_JSON = frozenset({"skipped", "losses"})
+
+
 @dataclass
 class TrainingReport:
     version: int
@@ -75,7 +78,7 @@ class TrainingReport:
     gate: dict[str, object] = field(default_factory=dict)  # Comparison.to_json()
     held_out: dict[str, int] = field(default_factory=dict)  # queries and documents held out
     standing: dict[str, object] = field(default_factory=dict)  # on earlier held-out queries
-    gate_rule: str = "by-document"  # TrainingOptions.gate
+    gate_rule: str = TrainingOptions.gate
     seen: dict[str, object] = field(default_factory=dict)  # two-part: on trained documents
     held_out_seen: dict[str, int] = field(default_factory=dict)  # their queries and documents
     replayed: dict[str, int] = field(default_factory=dict)  # earlier queries and pairs mixed in
@@ -85,28 +88,20 @@ class TrainingReport:
     losses: list[tuple[int, float]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "version": self.version,
-            "loss": self.loss,
-            "pooling": self.pooling,
-            "layer": self.layer,
-            "pairs_used": self.pairs_used,
-            "pairs_skipped": self.pairs_skipped,
-            "before": self.before,
-            "after": self.after,
-            "promoted": self.promoted,
-            "reason": self.reason,
-            "passed_gate": self.passed_gate,
-            "gate": self.gate,
-            "held_out": self.held_out,
-            "standing": self.standing,
-            "gate_rule": self.gate_rule,
-            "seen": self.seen,
-            "held_out_seen": self.held_out_seen,
-            "replayed": self.replayed,
-            "dense_weight": self.dense_weight,
-            "seconds": round(self.seconds, 1),
-        }
+        """Every field but the skipped rows (printed apart) and the loss curve (in history)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_JSON}
+        return {**data, "seconds": round(self.seconds, 1)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainingReport:
+        """The report a job stored (``to_json``); the skipped rows and the loss curve are not."""
+        names = {f.name for f in fields(cls)} - _NOT_JSON
+        return cls(**{name: data[name] for name in names if name in data})
+
+
+def run_train(settings: Settings, options: TrainOptions, progress: Progress) -> TrainingReport:
+    """The ``train`` operation."""
+    return retrain(settings, options.sources, options.training, progress=progress)
 
 
 def load_pairs(db: Database, sources: PairSources, resolver: DocumentResolver) -> PairSet:
