@@ -29,6 +29,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from indexer.chunking import Chunker, TextChunk
+from indexer.known_vectors import KnownVectors, TextKey, text_key
 from searchapp.backends import prepare_queries
 from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.errors import NotADocument, UnreadableFileError
@@ -86,7 +87,8 @@ class IndexSummary:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
-    chunks: int = 0
+    chunks: int = 0  # chunks written
+    embedded: int = 0  # of them, those the encoder embedded: the rest had a known vector
     seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -112,6 +114,7 @@ class IndexSummary:
             "files": self.files,
             "documents": self.documents,
             "chunks": self.chunks,
+            "embedded": self.embedded,
             "seconds": round(self.seconds, 3),
         }
 
@@ -120,7 +123,7 @@ class IndexSummary:
         """The summary a job stored (``to_json``)."""
         listed = {name: [(entry["path"], entry["reason"]) for entry in data.get(name, [])]
                   for name in ("failed", "skipped", "ignored")}  # fmt: skip
-        counts = ("added", "updated", "removed", "unchanged", "chunks", "documents")
+        counts = ("added", "updated", "removed", "unchanged", "chunks", "embedded", "documents")
         return cls(**{name: data.get(name, 0) for name in counts}, seconds=data["seconds"],
                    **listed)  # fmt: skip
 
@@ -208,7 +211,7 @@ def index_sources(
     with db.indexer_lock(), IndexWriter(settings, db, spec=spec, progress=progress) as writer:
         for source in sources:
             _keep_books(writer, source, summary, progress)
-    summary.chunks = writer.chunks_written
+    summary.chunks, summary.embedded = writer.chunks_written, writer.chunks_embedded
     if writer.chunks_written:  # outside the lock: other writers need not wait for it
         encoder = writer.encoder
         prepare_queries(encoder.spec, writer.generation.backend, encoder.fingerprint,
@@ -354,6 +357,18 @@ class _Pending:
     chunks: list[TextChunk]
 
 
+@dataclass
+class _Batch:
+    """Documents on their way through the encoder: the key of each of their chunk texts, the
+    texts the encoder embeds (``fresh``, each once) and the vectors already known of the rest."""
+
+    pending: list[_Pending]
+    keys: list[TextKey]
+    fresh: list[TextKey]
+    known: dict[TextKey, np.ndarray]
+    vectors: Future[np.ndarray]
+
+
 class IndexWriter:
     """Writes documents into a home's served generation, in batches of about ``batch_chunks``.
 
@@ -364,6 +379,7 @@ class IndexWriter:
     """
 
     BATCH_CHUNKS = 512
+    KNOWN_VECTORS_BYTES = 32 * 2**20
 
     def __init__(
         self,
@@ -394,7 +410,10 @@ class IndexWriter:
             self.sync_report.added or self.sync_report.removed
         )
         self._last_save = self._started = time.monotonic()
-        self._in_flight: tuple[list[_Pending], Future[np.ndarray]] | None = None
+        self.known = KnownVectors(max(self.KNOWN_VECTORS_BYTES // (4 * self.version.dimension), 1))
+        self.chunks_embedded = 0  # the rest were known: see ``indexer.known_vectors``
+        self._in_flight: _Batch | None = None
+        self._last_fresh: dict[TextKey, np.ndarray] = {}
 
     @cached_property
     def encoder(self) -> Encoder | OnnxEncoder:
@@ -465,23 +484,67 @@ class IndexWriter:
     def _submit(self) -> None:
         """Start embedding the queued documents in the encoding thread, and write the batch
         embedded before them meanwhile: the caller goes on reading and chunking the next files
-        while the encoder works."""
+        while the encoder works. Only texts with no known vector go to the encoder, each once."""
         if not self._pending:
             return
         pending, self._pending, self._pending_chunks = self._pending, [], 0
+        self._recall_replaced(pending)
         texts = [chunk.text for item in pending for chunk in item.chunks]
+        keys = [text_key(text) for text in texts]
+        in_flight = set(self._in_flight.fresh) if self._in_flight else set()
+        known: dict[TextKey, np.ndarray] = {}
+        fresh: dict[TextKey, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key in known or key in fresh or key in in_flight:
+                continue
+            vector = self.known.get(key)
+            if vector is None:
+                fresh[key] = text
+            else:
+                known[key] = vector
         encoder = self.encoder  # loaded here, not in the thread: its errors are the caller's
-        future = self._encoding_thread.submit(encoder.encode, texts)
+        if fresh:
+            vectors = self._encoding_thread.submit(encoder.encode, list(fresh.values()))
+        else:
+            vectors = Future()
+            vectors.set_result(np.empty((0, self.version.dimension), dtype=np.float32))
+        self.chunks_embedded += len(fresh)
         self._write_encoded()
-        self._in_flight = (pending, future)
+        self._in_flight = _Batch(pending, keys, list(fresh), known, vectors)
 
     def _write_encoded(self) -> None:
-        """Wait for the batch being embedded, if any, and write it."""
+        """Wait for the batch being embedded, if any, and write it. A text that was not
+        embedded for it was known when it was queued, or embedded by the batch before it."""
         if self._in_flight is None:
             return
-        pending, future = self._in_flight
-        self._in_flight = None
-        self._write(pending, future.result())
+        batch, self._in_flight = self._in_flight, None
+        fresh = dict(zip(batch.fresh, batch.vectors.result(), strict=True))
+        sources = (fresh, batch.known, self._last_fresh)
+        rows = [next(found[key] for found in sources if key in found) for key in batch.keys]
+        vectors = (
+            np.stack(rows) if rows else np.empty((0, self.version.dimension), dtype=np.float32)
+        )
+        self.known.remember(fresh.items())
+        self._last_fresh = fresh
+        self._write(batch.pending, vectors)
+
+    def _recall_replaced(self, pending: list[_Pending]) -> None:
+        """Remember the vectors of the documents these replace: an edited file's unchanged
+        passages are not embedded again."""
+        replaced = [item.replaces for item in pending if item.replaces is not None]
+        if not replaced:
+            return
+        with self.db.read() as session:
+            rows = session.execute(
+                select(Chunk.text, Embedding.vector)
+                .join(Embedding, Embedding.chunk_id == Chunk.id)
+                .where(
+                    Chunk.document_id.in_(replaced), Embedding.generation_id == self.generation.id
+                )
+            )
+            self.known.remember(
+                (text_key(text), np.frombuffer(blob, dtype=np.float32)) for text, blob in rows
+            )
 
     @cached_property
     def _encoding_thread(self) -> ThreadPoolExecutor:

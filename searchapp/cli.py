@@ -113,8 +113,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{summary.files} files: {summary.added} added, {summary.updated} updated, "
             f"{summary.unchanged} unchanged, {len(summary.failed)} failed, "
             f"{len(summary.skipped)} skipped, {len(summary.ignored)} ignored; "
-            f"{summary.removed} removed; {summary.chunks} chunks embedded "
-            f"in {summary.seconds:.1f} s"
+            f"{summary.removed} removed; {summary.chunks} chunks written "
+            f"({summary.embedded} embedded, the rest known) in {summary.seconds:.1f} s"
         )
     return EXIT_SOME_FAILED if summary.failed else 0
 

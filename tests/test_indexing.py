@@ -119,3 +119,41 @@ def test_chunk_ids_are_never_reused(docs_copy: Path, home: Settings) -> None:
     with db.read() as session:
         newest = max(row[0] for row in session.query(Chunk.id))
     assert newest > highest
+
+
+def _chunk_counts(home: Settings) -> dict[str, int]:
+    with Database(home.database_url).read() as session:
+        rows = session.query(Document.path, Chunk.id).join(Chunk, Chunk.document_id == Document.id)
+        counts: dict[str, int] = {}
+        for path, _ in rows:
+            counts[Path(path).name] = counts.get(Path(path).name, 0) + 1
+    return counts
+
+
+def test_a_passage_already_embedded_is_not_embedded_again(docs_copy: Path, home: Settings) -> None:
+    """A copied file costs no encoding, and an edit re-embeds only the passages it changed;
+    the reused vectors rank exactly as freshly embedded ones."""
+    original = docs_copy / "coffee" / "espresso-dialing-in.md"
+    (docs_copy / "copies").mkdir()
+    copy = docs_copy / "copies" / "espresso-notes.md"
+    copy.write_bytes(original.read_bytes())
+
+    first = index_folders(home, [docs_copy])
+    counts = _chunk_counts(home)
+    assert counts["espresso-notes.md"] == counts["espresso-dialing-in.md"] > 2
+    assert first.chunks == sum(counts.values())
+    assert first.embedded == first.chunks - counts["espresso-notes.md"]
+
+    searcher = Searcher(home)
+    hits = searcher.search("an espresso recipe: grams in and grams out", k=2, mode="dense")
+    assert {Path(hit.path).name for hit in hits} == {"espresso-notes.md", "espresso-dialing-in.md"}
+    assert abs(hits[0].score - hits[1].score) < 1e-5
+
+    added = "\n\nA descaled boiler and a clean group head keep every shot tasting sweet.\n"
+    original.write_text(original.read_text() + added)
+    edited = index_folders(home, [docs_copy])
+    assert (edited.updated, edited.added, edited.unchanged) == (1, 0, 12)
+    assert edited.chunks == _chunk_counts(home)["espresso-dialing-in.md"]
+    assert 1 <= edited.embedded <= 2  # the passage holding the new sentence, not the others
+    hits = searcher.search("keep the boiler descaled and the group head clean", k=1, mode="dense")
+    assert Path(hits[0].path).name == "espresso-dialing-in.md"

@@ -98,7 +98,8 @@ def _index_result(summary: IndexSummary) -> None:
         ("Skipped", len(summary.skipped)),
         ("Ignored", len(summary.ignored)),
         ("Removed", summary.removed),
-        ("Chunks embedded", summary.chunks),
+        ("Chunks written", summary.chunks),
+        ("Chunks embedded", summary.embedded),
     ]
     for column, (label, value) in zip(st.columns(len(figures)), figures, strict=True):
         column.metric(label, value)
