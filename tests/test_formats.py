@@ -334,3 +334,15 @@ def test_legacy_office_files_say_what_to_do(tmp_path: Path) -> None:
 
     with pytest.raises(NotADocument, match=r"save it as \.docx"):
         load_file(tmp_path / "old.doc", b"\xd0\xcf\x11\xe0" + bytes(100))
+
+
+def test_postscript_is_not_indexed_as_its_program_text(tmp_path: Path) -> None:
+    """A manual.ps.gz is PostScript drawing code, text bytes that are not the page's words."""
+    import gzip
+
+    from searchapp.errors import NotADocument
+
+    program = b"%!PS-Adobe-3.0\n/pdfSetupPaper { pop } def\nshowpage\n"
+    for name, data in (("manual.ps", program), ("manual.ps.gz", gzip.compress(program))):
+        with pytest.raises(NotADocument, match=r"PostScript.*ps2pdf"):
+            load_file(tmp_path / name, data)

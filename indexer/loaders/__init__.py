@@ -94,6 +94,8 @@ NOT_DOCUMENTS: dict[str, str] = {
         (".db", ".sqlite", ".faiss", ".safetensors", ".pt", ".npy", ".onnx"), "data file"
     ),
     **dict.fromkeys((".woff", ".woff2", ".ttf", ".otf"), "font file"),
+    # A program that draws pages: its bytes are text, but not the words on its pages.
+    **dict.fromkeys((".ps", ".eps"), "PostScript (convert it to PDF, with ps2pdf, to index it)"),
 }  # fmt: skip
 
 
