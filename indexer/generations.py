@@ -208,14 +208,16 @@ def run_promote(settings: Settings, options: PromoteOptions, progress: Progress)
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
     generation = promote_version(db, settings, options.version, backend=options.backend,
                                  progress=progress)  # fmt: skip
-    return ServedResult(version=generation.model_version_id, generation=generation.id,
-                        backend=generation.backend)  # fmt: skip
+    return _served(generation)
 
 
 def run_rollback(settings: Settings, options: RollbackOptions, progress: Progress) -> ServedResult:
     """The ``rollback`` operation."""
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
-    generation = rollback(db, settings, progress=progress)
+    return _served(rollback(db, settings, progress=progress))
+
+
+def _served(generation: IndexGeneration) -> ServedResult:
     return ServedResult(version=generation.model_version_id, generation=generation.id,
                         backend=generation.backend)  # fmt: skip
 

@@ -32,12 +32,6 @@ class KnownVectors:
         self.capacity = capacity
         self._vectors: OrderedDict[TextKey, np.ndarray] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._vectors)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._vectors
-
     def get(self, key: TextKey) -> np.ndarray | None:
         vector = self._vectors.get(key)
         if vector is not None:

@@ -136,14 +136,10 @@ def _watch(args: argparse.Namespace) -> int:
     if args.background:
         _operate(args, "watch", options)
         return 0
-    from indexer.watch import watch
+    from indexer.watch import run_line, watch
 
     def ran(view) -> None:  # type: ignore[no-untyped-def]
-        result = view.result or {}
-        print(f"{datetime.now():%H:%M:%S} job {view.id} {view.state}: "
-              f"{result.get('added', 0)} added, {result.get('updated', 0)} updated, "
-              f"{result.get('removed', 0)} removed, {len(result.get('failed', []))} failed",
-              flush=True)  # fmt: skip
+        print(f"{datetime.now():%H:%M:%S} {run_line(view)}", flush=True)
 
     print(f"Watching {', '.join(options.paths)}; Ctrl-C stops.", file=sys.stderr, flush=True)
     watch(_settings(args, create=True), options.paths, ignore=options.ignore, on_run=ran)

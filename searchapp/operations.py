@@ -16,14 +16,26 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from searchapp.errors import InvalidOptionError
 from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
+
+
+class _PlainResult:
+    """A result whose JSON is its fields, as they are."""
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, data: dict) -> Self:
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -65,30 +77,16 @@ class RemoveOptions:
 
 
 @dataclass(frozen=True)
-class RemoveResult:
+class RemoveResult(_PlainResult):
     folder: str
     documents: int
 
-    def to_json(self) -> dict[str, object]:
-        return {"folder": self.folder, "documents": self.documents}
-
-    @classmethod
-    def from_json(cls, data: dict) -> RemoveResult:
-        return cls(folder=data["folder"], documents=data["documents"])
-
 
 @dataclass(frozen=True)
-class WatchResult:
+class WatchResult(_PlainResult):
     """What a watcher did before it was stopped."""
 
     runs: int
-
-    def to_json(self) -> dict[str, object]:
-        return {"runs": self.runs}
-
-    @classmethod
-    def from_json(cls, data: dict) -> WatchResult:
-        return cls(runs=data["runs"])
 
 
 @dataclass(frozen=True)
@@ -105,20 +103,12 @@ class RollbackOptions:
 
 
 @dataclass(frozen=True)
-class ServedResult:
+class ServedResult(_PlainResult):
     """Which model version and index generation a promotion or a rollback serves now."""
 
     version: int
     generation: int
     backend: str
-
-    def to_json(self) -> dict[str, object]:
-        return {"version": self.version, "generation": self.generation, "backend": self.backend}
-
-    @classmethod
-    def from_json(cls, data: dict) -> ServedResult:
-        return cls(version=data["version"], generation=data["generation"],
-               backend=data["backend"])  # fmt: skip
 
 
 @dataclass(frozen=True)
