@@ -22,7 +22,7 @@ from searchapp.beir import read_qrels, read_queries
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.schema import Embedding
-from searchapp.store.vector_index import VectorIndex, ivf_shape
+from searchapp.store.vectors.faiss import VectorIndex, ivf_shape
 
 REPO = Path(__file__).resolve().parents[1]
 

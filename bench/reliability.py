@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from searchapp.search import Searcher  # noqa: E402
 from searchapp.settings import Settings  # noqa: E402
 from searchapp.store.database import Database  # noqa: E402
-from searchapp.store.vector_index import recorded_index_file  # noqa: E402
+from searchapp.store.vectors.faiss import FaissFiles  # noqa: E402
 from searchapp.versions import active_generation  # noqa: E402
 from tests import crashing  # noqa: E402
 from tests.test_concurrency import READER  # noqa: E402
@@ -102,7 +102,7 @@ def corruption(work: Path, rounds: int) -> dict[str, dict[str, object]]:
 
         def one_round(damage: str = damage) -> str:
             with Database(home.database_url).read() as session:
-                path = recorded_index_file(home.index_dir, active_generation(session))
+                path = FaissFiles(home.index_dir).recorded_file(active_generation(session))
             assert path is not None
             data = bytearray(path.read_bytes())
             if damage == "flip a byte":

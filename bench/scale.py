@@ -116,7 +116,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     from searchapp.beir import read_qrels, read_queries
     from searchapp.search import Searcher
     from searchapp.settings import Settings
-    from searchapp.store.vector_index import fetch_vectors, live_chunk_ids
+    from searchapp.store.vectors.base import fetch_vectors, live_chunk_ids
 
     texts = read_queries(args.beir)
     queries = [texts[q] for q in sorted(read_qrels(args.beir, "test"))]

@@ -20,13 +20,8 @@ from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Embedding, IndexGeneration, ModelVersion
-from searchapp.store.vector_index import (
-    commit_index,
-    drop_vectors,
-    open_index,
-    remove_leftover_index_files,
-)
-from searchapp.versions import active_generation, encoder_for
+from searchapp.store.vectors.factory import vector_store
+from searchapp.versions import active_generation, encoder_for, require_version
 
 EMBED_BATCH = 1024
 
@@ -83,9 +78,10 @@ def embed_missing(
         last_id = rows[-1][0]
         done += len(rows)
         crash_point("re-embed")
+    vectors = vector_store(db, settings.index_dir)
     with db.read() as session:
-        index, _ = open_index(session, generation, settings.index_dir, encoder.dimension)
-    commit_index(db, generation, index, settings.index_dir)
+        index, _ = vectors.open(session, generation, encoder.dimension)
+    vectors.commit(db, generation, index)
     prepare_queries(encoder.spec, generation.backend, encoder.fingerprint, settings.backends_dir,
                     settings.query_backend, progress)  # fmt: skip
     return done
@@ -137,15 +133,16 @@ def drop_generation(db: Database, settings: Settings, generation_id: int) -> Non
             raise InvalidOptionError(
                 f"Generation {generation_id} is being served; it cannot be dropped."
             )
-        drop_vectors(session, generation_id)
+        vectors = vector_store(db, settings.index_dir)
+        vectors.drop(session, generation_id)
         session.delete(generation)
-    remove_leftover_index_files(db, settings.index_dir)  # its file, no longer named
+    vectors.remove_leftovers(db)  # its file, no longer named
 
 
 def drop_unfinished(db: Database, settings: Settings) -> list[int]:
     """Drop generations left "building" by a run that died, and temporary index files; returns
     the ids of the generations dropped."""
-    remove_leftover_index_files(db, settings.index_dir)
+    vector_store(db, settings.index_dir).remove_leftovers(db)
     with db.read() as session:
         ids = list(
             session.scalars(select(IndexGeneration.id).where(IndexGeneration.status == "building"))
@@ -198,8 +195,7 @@ def rollback(
             ).scalar()
             if previous is None:
                 raise UnknownVersionError("There is no earlier model version to roll back to.")
-            version = session.get(ModelVersion, previous.model_version_id)
-            assert version is not None
+            version = require_version(session, previous.model_version_id)
         return _serve(db, settings, version, previous, progress)
 
 

@@ -38,9 +38,9 @@ from searchapp.onnx_encoder import OnnxEncoder
 from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.settings import Settings
 from searchapp.store.database import Database
+from searchapp.store.keywords.factory import keyword_store
 from searchapp.store.schema import Chunk, Document, Embedding, Source
-from searchapp.store.tantivy_keywords import TantivyKeywords
-from searchapp.store.vector_index import commit_index, open_index, remove_leftover_index_files
+from searchapp.store.vectors.factory import vector_store
 from searchapp.versions import encoder_for, ensure_active_generation
 
 CHECKPOINT_SECONDS = 60.0
@@ -393,14 +393,14 @@ class IndexWriter:
         self.settings = settings
         self.db = db
         self.progress = progress
-        remove_leftover_index_files(db, settings.index_dir)  # callers hold the writer lock
+        self.vectors = vector_store(db, settings.index_dir)
+        self.vectors.remove_leftovers(db)  # callers hold the writer lock
         self.generation, self.version = ensure_active_generation(db, spec, settings.backend)
         with db.read() as session:
-            self.index, self.sync_report = open_index(
-                session, self.generation, settings.index_dir, self.version.dimension
+            self.index, self.sync_report = self.vectors.open(
+                session, self.generation, self.version.dimension
             )
-        # The fast keyword index of a SQLite home (PostgreSQL's is kept by its own triggers).
-        self.keywords = TantivyKeywords(settings.index_dir) if db.is_sqlite else None
+        self.keywords = keyword_store(db, settings.index_dir)
         self._catch_up_keywords()  # what a run that died left undone
         self.batch_chunks = batch_chunks or self.BATCH_CHUNKS
         self.chunks_written = 0
@@ -582,6 +582,9 @@ class IndexWriter:
                         insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True), rows
                     )
                 )
+            titles = [item.document.title for item in pending for _ in item.chunks]
+            self.keywords.add(session, [(chunk_id, title, row["text"]) for chunk_id, title, row
+                                        in zip(new_ids, titles, rows, strict=True)])  # fmt: skip
             crash_point("chunk-insert")
             if new_ids:
                 session.execute(
@@ -603,7 +606,7 @@ class IndexWriter:
     def save(self) -> None:
         """Write the vector index file and record it, and bring the keyword index up to date
         (a checkpoint)."""
-        commit_index(self.db, self.generation, self.index, self.settings.index_dir)
+        self.vectors.commit(self.db, self.generation, self.index)
         self._dirty = False
         self._last_save = time.monotonic()
         self._catch_up_keywords()
@@ -614,11 +617,9 @@ class IndexWriter:
             self.save()
 
     def _catch_up_keywords(self) -> None:
-        """Bring the fast keyword index up to date with what is committed. It only speeds
-        keyword search up (FTS5 answers exactly meanwhile), so a failure, a full disk say, is
-        reported and never fails the run."""
-        if self.keywords is None:
-            return
+        """Bring the derived keyword index (SQLite's Tantivy) up to date with what is committed.
+        It only speeds keyword search up (FTS5 answers exactly meanwhile), so a failure, a full
+        disk say, is reported and never fails the run."""
         try:
             self.keywords.catch_up(self.db, self.progress)
         except Exception as error:

@@ -315,7 +315,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise InvalidOptionError("migrate --to names the database this home already uses.")
     target = Database(args.to)
     with _progress(args) as progress:
-        report = copy_store(source, target, progress)
+        report = copy_store(source, target, settings.index_dir, progress)
     if args.json:
         print(json.dumps({"target": report.target, "rows": report.rows}, indent=2))
     else:

@@ -8,35 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
-from searchapp.errors import CorruptIndexError, WriterBusyError
+from searchapp.errors import WriterBusyError
 from searchapp.operations import CheckResult, RepairOptions
 from searchapp.progress import Progress
 from searchapp.settings import Settings
+from searchapp.store.checks import Check
 from searchapp.store.database import Database
-from searchapp.store.keyword import keyword_index
-from searchapp.store.schema import Chunk, IndexGeneration, ModelVersion
-from searchapp.store.tantivy_keywords import TantivyKeywords, log_position
-from searchapp.store.vector_index import (
-    VectorIndex,
-    commit_index,
-    leftover_index_files,
-    live_chunk_ids,
-    open_index,
-    recorded_index_file,
-    remove_leftover_index_files,
-)
-from searchapp.versions import active_generation
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
+from searchapp.store.keywords.factory import keyword_store
+from searchapp.store.schema import Chunk
+from searchapp.store.vectors.base import live_chunk_ids
+from searchapp.store.vectors.factory import vector_store
+from searchapp.versions import active_generation, require_version
 
 
 @dataclass
@@ -54,14 +38,9 @@ class HealthReport:
 def check_store(settings: Settings, db: Database) -> HealthReport:
     report = HealthReport()
     with db.read() as session:
-        if db.is_sqlite:
-            verdict = session.execute(text("PRAGMA integrity_check")).scalar()
-            report.add("SQLite integrity", verdict == "ok", str(verdict))
+        report.checks += db.check(session)
         chunks = session.scalar(select(func.count(Chunk.id))) or 0
-        words = keyword_index(db.engine.dialect.name).count(session)
-        report.add("keyword index", words == chunks, f"{words} rows for {chunks} chunks")
-        if db.is_sqlite:
-            report.add(*_fast_keywords_check(settings, session, chunks))
+        report.checks += keyword_store(db, settings.index_dir).check(session, chunks)
         generation = active_generation(session)
         if generation is None:
             report.add("served generation", chunks == 0, "nothing indexed yet")
@@ -72,49 +51,28 @@ def check_store(settings: Settings, db: Database) -> HealthReport:
             len(live) == chunks,
             f"{len(live)} vectors in generation {generation.id} for {chunks} chunks",
         )
-        version = session.get(ModelVersion, generation.model_version_id)
-        assert version is not None
-        if db.is_sqlite:
-            report.add(*_file_check(settings, generation, version.dimension, live))
-        else:  # the rows are the index: nothing beside them to verify
-            report.add("vector index", True, f"{len(live)} vectors searched in PostgreSQL")
-    report.add(*_leftovers_check(settings, db))
+        version = require_version(session, generation.model_version_id)
+        vectors = vector_store(db, settings.index_dir)
+        report.checks.append(vectors.check(generation, version.dimension, live))
+    report.checks.append(_leftovers_check(settings, db))
     return report
 
 
-def _fast_keywords_check(
-    settings: Settings, session: Session, chunks: int
-) -> tuple[str, bool, str]:
-    """The Tantivy index beside FTS5: derived, so behind or missing is not a fault (FTS5
-    answers meanwhile, and the next index run catches up); a count that disagrees at the
-    position it claims is."""
-    keywords = TantivyKeywords(settings.index_dir)
-    position, wanted = keywords.position(), log_position(session)
-    name = "fast keyword index"
-    if position is None:
-        return name, True, "not built yet: the next index run (or --repair) builds it"
-    if position != wanted:
-        return name, True, (f"{wanted - position} chunk changes behind: FTS5 answers until the "
-                            "next index run (or --repair) applies them")  # fmt: skip
-    held = keywords.count()
-    return name, held == chunks, f"{held} chunks of {chunks}, up to date"
-
-
-def _leftovers_check(settings: Settings, db: Database) -> tuple[str, bool, str]:
+def _leftovers_check(settings: Settings, db: Database) -> Check:
     """Temporary or unnamed index files. A running writer has some for a moment, so: not judged
     while one runs, and only files seen both before and after reading SQL's names count."""
     try:
         with db.writer_lock():
             pass  # free now: no writer was running (the lock is not held while we look)
     except WriterBusyError:
-        return "leftover files", True, "not judged: another process is writing"
+        return Check("leftover files", True, "not judged: another process is writing")
     except OSError as error:  # a read-only home: the lock file cannot be made
-        return "leftover files", True, f"not judged: {error}"
+        return Check("leftover files", True, f"not judged: {error}")
     before = _index_files(settings)
     with db.read() as session:
-        leftovers = {p.name for p in leftover_index_files(session, settings.index_dir)}
+        leftovers = {p.name for p in vector_store(db, settings.index_dir).leftovers(session)}
     names = sorted(leftovers & before & _index_files(settings))
-    return "leftover files", not names, ", ".join(names) or "none"
+    return Check("leftover files", not names, ", ".join(names) or "none")
 
 
 def _index_files(settings: Settings) -> set[str]:
@@ -122,62 +80,23 @@ def _index_files(settings: Settings) -> set[str]:
     return {p.name for p in directory.iterdir()} if directory.is_dir() else set()
 
 
-def _file_check(
-    settings: Settings, generation: IndexGeneration, dimension: int, live: np.ndarray
-) -> tuple[str, bool, str]:
-    """Does the saved index file verify, and hold exactly the live chunk ids?"""
-    path = recorded_index_file(settings.index_dir, generation)
-    if path is None or generation.checksum is None:
-        return "index file", False, "no index file saved yet"
-    try:
-        index = VectorIndex.load(
-            path, checksum=generation.checksum, count=generation.vector_count, dimension=dimension
-        )
-    except CorruptIndexError as error:
-        return "index file", False, str(error)
-    ids = index.ids()
-    missing = len(np.setdiff1d(live, ids))
-    extra = len(np.setdiff1d(ids, live))
-    if missing or extra:  # a run that stopped early: healed from SQL by the next open
-        return (
-            "index file",
-            True,
-            f"{path.name}: checksum ok; {missing} vectors to add and {extra} to drop from SQL "
-            "when next opened (or by --repair)",
-        )
-    return "index file", True, f"{path.name}: checksum ok, {len(ids)} vectors = live chunks"
-
-
 def repair_store(settings: Settings, db: Database) -> list[str]:
-    """Rebuild what can be rebuilt from SQL: the served generation's index file and the keyword
-    index; delete leftover index files. Returns what was done. SQLite corruption itself cannot be
+    """Rebuild what can be rebuilt from SQL: the keyword indexes and the served generation's
+    vectors; delete leftover files. Returns what was done. Damage to SQL itself cannot be
     repaired here."""
-    done = []
+    keywords = keyword_store(db, settings.index_dir)
+    vectors = vector_store(db, settings.index_dir)
     with db.writer_lock(timeout=60):
-        with db.write() as session:
-            keywords = keyword_index(db.engine.dialect.name)
-            chunks = session.scalar(select(func.count(Chunk.id))) or 0
-            if keywords.count(session) != chunks:
-                keywords.rebuild(session)
-                done.append(f"keyword index rebuilt ({chunks} chunks)")
-        if db.is_sqlite:  # behind: the changes applied; missing or unreadable: built again
-            fast = TantivyKeywords(settings.index_dir)
-            if changed := fast.catch_up(db):
-                done.append(f"fast keyword index caught up ({changed} chunks written or deleted)")
-            with db.read() as session:
-                chunks = session.scalar(select(func.count(Chunk.id))) or 0
-            if fast.count() != chunks:  # up to date by its position, yet not the same chunks
-                done.append(f"fast keyword index rebuilt ({fast.rebuild(db)} chunks)")
+        done = keywords.repair(db)
         with db.read() as session:
             generation = active_generation(session)
             if generation is not None:
-                version = session.get(ModelVersion, generation.model_version_id)
-                assert version is not None
-                index, sync = open_index(session, generation, settings.index_dir, version.dimension)
+                version = require_version(session, generation.model_version_id)
+                index, sync = vectors.open(session, generation, version.dimension)
         if generation is None:
-            leftovers = remove_leftover_index_files(db, settings.index_dir)
+            leftovers = vectors.remove_leftovers(db)
         else:
-            leftovers = commit_index(db, generation, index, settings.index_dir)
+            leftovers = vectors.commit(db, generation, index)
             how = "rebuilt from the stored vectors" if sync.rebuilt else "brought up to date"
             done.append(f"index file of generation {generation.id} {how} ({len(index)} vectors)")
     if leftovers:

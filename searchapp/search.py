@@ -31,9 +31,11 @@ from searchapp.onnx_encoder import OnnxEncoder
 from searchapp.settings import Settings
 from searchapp.snippets import make_snippet
 from searchapp.store.database import Database
-from searchapp.store.keyword import KeywordIndex, keyword_index
+from searchapp.store.keywords.base import KeywordStore
+from searchapp.store.keywords.factory import keyword_store
 from searchapp.store.schema import Chunk, Document, ModelVersion, Source
-from searchapp.store.vector_index import SyncReport, VectorIndex, open_index, reconcile
+from searchapp.store.vectors.base import SyncReport, Vectors, VectorStore
+from searchapp.store.vectors.factory import vector_store
 from searchapp.versions import query_encoder_for, require_active_generation
 
 # The blend's weight of the dense ranking, chosen on SciFact's train split (docs/benchmarks.md).
@@ -265,7 +267,7 @@ class Searcher:
         self._version: ModelVersion | None = None
         self._backend = "torch"
         self._encoder: Encoder | OnnxEncoder | None = None
-        self._index: VectorIndex | None = None
+        self._index: Vectors | None = None
         self.last_sync: SyncReport | None = None
 
     @property
@@ -277,7 +279,7 @@ class Searcher:
             return self._query_encoder()
 
     @property
-    def vector_index(self) -> VectorIndex | None:
+    def vector_index(self) -> Vectors | None:
         """The vector index of the generation searched last (None before the first search)."""
         return self._index
 
@@ -291,10 +293,14 @@ class Searcher:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="query-encode")
 
     @cached_property
-    def keywords(self) -> KeywordIndex:
-        """The keyword engine of this store's database (FTS5, or PostgreSQL's full-text search)."""
+    def keywords(self) -> KeywordStore:
+        """The keyword store of this home's database."""
         fast = self.settings.keyword_engine == "auto"
-        return keyword_index(self.db.engine.dialect.name, self.settings.index_dir if fast else None)
+        return keyword_store(self.db, self.settings.index_dir if fast else None)
+
+    @cached_property
+    def _vectors(self) -> VectorStore:
+        return vector_store(self.db, self.settings.index_dir)
 
     @property
     def dense_weight(self) -> float:
@@ -319,12 +325,10 @@ class Searcher:
         generation, version = require_active_generation(session, self.pinned_generation)
         if generation.id != self._generation_id or self._index is None:
             self._version, self._backend, self._encoder = version, generation.backend, None
-            self._index, self.last_sync = open_index(
-                session, generation, self.settings.index_dir, version.dimension
-            )
+            self._index, self.last_sync = self._vectors.open(session, generation, version.dimension)
             self._generation_id = generation.id
         elif revision != self._revision:
-            reconcile(session, self._index, generation.id)
+            self._vectors.reconcile(session, self._index, generation.id)
         self._revision = revision
 
     def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:

@@ -112,6 +112,17 @@ def query_encoder_for(
     return encoder_for(version, chosen, cache_dir, threads=1)
 
 
+def require_version(session: Session, version_id: int) -> ModelVersion:
+    """Model version ``version_id``, or a clear error when it is gone."""
+    version = session.get(ModelVersion, version_id)
+    if version is None:
+        raise UnknownVersionError(
+            f"There is no model version {version_id}: `searchapp models list` shows those there "
+            "are (a generation naming a missing version means a damaged store: `searchapp check`)."
+        )
+    return version
+
+
 def active_generation(session: Session) -> IndexGeneration | None:
     return session.execute(
         select(IndexGeneration).where(IndexGeneration.status == "active")
@@ -133,9 +144,7 @@ def require_active_generation(
             "Nothing is indexed in this home yet: run `searchapp index FOLDER` first "
             "(or pass --home to use another home)."
         )
-    version = session.get(ModelVersion, generation.model_version_id)
-    assert version is not None
-    return generation, version
+    return generation, require_version(session, generation.model_version_id)
 
 
 def register_version(
@@ -183,8 +192,7 @@ def ensure_active_generation(
         db.serialize(session)  # two first index runs side by side make one version, not two
         generation = active_generation(session)
         if generation is not None:
-            version = session.get(ModelVersion, generation.model_version_id)
-            assert version is not None
+            version = require_version(session, generation.model_version_id)
             if spec is not None and (spec.pooling, spec.layer) != (version.pooling, version.layer):
                 raise InvalidOptionError(
                     f"This home serves model version {version.id} (pooling {version.pooling}, "

@@ -32,10 +32,11 @@ from searchapp.faults import POINTS
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
-from searchapp.store.keyword import SqliteKeywords
+from searchapp.store.keywords.sqlite import SqliteKeywords
+from searchapp.store.keywords.tantivy_index import TantivyKeywords
 from searchapp.store.schema import Chunk, Document, Embedding, IndexGeneration, ModelVersion
-from searchapp.store.tantivy_keywords import TantivyKeywords
-from searchapp.store.vector_index import leftover_index_files, live_chunk_ids
+from searchapp.store.vectors.base import live_chunk_ids
+from searchapp.store.vectors.faiss import FaissFiles
 from searchapp.versions import active_generation, encoder_for, load_encoder, register_version
 
 # Random-delay kills of indexing, every crash point but training's (tests/test_training.py kills
@@ -205,7 +206,7 @@ def assert_recovered(home: Settings, folder: Path | None) -> None:
     assert sync is not None and not sync.rebuilt and sync.added == sync.removed == 0, sync
     db = Database(home.database_url)
     with db.read() as session:
-        leftovers = leftover_index_files(session, home.index_dir)
+        leftovers = FaissFiles(home.index_dir).leftovers(session)
         assert not leftovers, f"leftover index files: {leftovers}"
         stored_paths = set(session.scalars(select(Document.path)))
     if folder is not None:

@@ -113,7 +113,7 @@ def test_index_file_that_does_not_fit_leaves_the_old_file_and_no_temporary(
     from searchapp.errors import StorageFullError
     from searchapp.store.database import Database
     from searchapp.store.schema import IndexGeneration, ModelVersion
-    from searchapp.store.vector_index import VectorIndex, commit_index
+    from searchapp.store.vectors.faiss import FaissFiles, VectorIndex
 
     db = Database(f"sqlite:///{tmp_path / 'meta.db'}")  # the database has room; the index not
     with db.write() as session:
@@ -134,7 +134,7 @@ def test_index_file_that_does_not_fit_leaves_the_old_file_and_no_temporary(
     _fill(small_disk, leave_kib=64)  # the index needs about 300 KiB
 
     with pytest.raises(StorageFullError, match="No space left for the vector index file"):
-        commit_index(db, generation, index, index_dir)
+        FaissFiles(index_dir).commit(db, generation, index)
     assert sorted(p.name for p in index_dir.iterdir()) == ["generation-1-old.faiss"]
     assert old.read_bytes() == b"the file SQL names"
     with db.read() as session:

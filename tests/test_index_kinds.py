@@ -13,7 +13,7 @@ from indexer.folders import index_folders
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
-from searchapp.store.vector_index import VectorIndex, ivf_shape
+from searchapp.store.vectors.faiss import VectorIndex, ivf_shape
 from searchapp.versions import active_generation
 
 DIMENSION = 64
@@ -104,7 +104,7 @@ def test_an_index_that_shrank_goes_back_to_exact(vectors: np.ndarray) -> None:
 def test_a_store_past_the_limit_is_served_by_ivf_end_to_end(
     cli, docs_copy: Path, home: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("searchapp.store.vector_index.EXACT_LIMIT", 20)
+    monkeypatch.setattr("searchapp.store.vectors.faiss.EXACT_LIMIT", 20)
     index_folders(home, [docs_copy])
     with Database(home.database_url).read() as session:
         generation = active_generation(session)

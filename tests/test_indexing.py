@@ -10,7 +10,7 @@ from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Embedding
-from searchapp.store.vector_index import live_chunk_ids
+from searchapp.store.vectors.base import live_chunk_ids
 from searchapp.versions import active_generation
 
 

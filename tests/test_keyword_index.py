@@ -16,9 +16,9 @@ from searchapp.progress import CallbackProgress
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
-from searchapp.store.keyword import Fts5Keywords
+from searchapp.store.keywords.sqlite import Fts5Keywords
+from searchapp.store.keywords.tantivy_index import FOLDER, TantivyKeywords
 from searchapp.store.schema import Document
-from searchapp.store.tantivy_keywords import FOLDER, TantivyKeywords
 from tests.crashing import assert_keyword_search_exact
 
 

@@ -96,6 +96,18 @@ def test_the_chunks_words_follow_the_chunks(tmp_path: Path, postgres_url: str) -
     assert chunks == words > 0
 
 
+def test_a_reader_cannot_write_on_postgres(postgres_url: str) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    db = Database(postgres_url)
+    with pytest.raises(DBAPIError, match="read-only transaction"), db.read() as session:
+        session.execute(text("UPDATE store_state SET revision = revision + 1"))
+    with db.write() as session:
+        db.bump_revision(session)
+    with db.read() as session:
+        assert db.revision(session) == 1
+
+
 def test_an_unreachable_database_is_a_clear_refusal(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     unreachable = "postgresql+psycopg://someone:secret@127.0.0.1:1/searchapp"
     run = cli("--home", tmp_path, "--database-url", unreachable, "search", "bees")
@@ -210,6 +222,14 @@ def test_migrate_copies_a_sqlite_home_into_postgres_without_re_encoding(
             for q in queries] == dense  # the same vectors, not encoded again  # fmt: skip
     for mode in ("keyword", "hybrid"):
         assert "Varroa" in on_postgres.search(queries[0], k=1, mode=mode)[0].title
+    # Both stores make the chunks' words alike: PostgreSQL ranks as FTS5 ranks, score for score.
+    words = [*queries, "what is it", "Ménière's disease", "mites mite MITES", "it's (bees) & !x"]
+    with searcher.db.read() as sqlite_session, on_postgres.db.read() as pg_session:
+        for query in words:
+            fts5 = _ranked(searcher.keywords.exact.search(sqlite_session, query, 20))
+            postgres = _ranked(on_postgres.keywords.search(pg_session, query, 20))
+            assert postgres == fts5, query
+            assert fts5 or query == "Ménière's disease"
     assert feedback_for(on_postgres.db, "varroa") == {doc_id: True}
     assert cli("--home", home, "--database-url", postgres_url, "check").code == 0
     # A new document gets an id after the copied ones; a second copy is refused.
@@ -220,6 +240,48 @@ def test_migrate_copies_a_sqlite_home_into_postgres_without_re_encoding(
     assert "Wax" in on_postgres.search("wax moths comb", k=1, mode="keyword")[0].title
     again = cli("--home", home, "migrate", "--to", postgres_url)
     assert again.code == 2 and "already holds documents" in again.err
+
+
+def _ranked(found: list[tuple[int, float]]) -> list[tuple[float, int]]:
+    """(score, chunk) best first, scores to 6 places, so that ties order alike."""
+    return sorted(((round(score, 6), chunk) for chunk, score in found), key=lambda r: (-r[0], r[1]))
+
+
+def test_a_postgres_store_of_the_last_release_gets_the_words_fts5_makes(postgres_url: str) -> None:
+    """Revision 0008 replaces the postings ``to_tsvector('english')`` made by trigger."""
+    from alembic import command
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from searchapp.store.keywords.analyzer import chunk_words
+    from searchapp.store.migrations import _config
+    from searchapp.store.schema import Source
+
+    text_ = "What is it that the mites were doing?"
+
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        command.upgrade(_config(conn), "0007")
+        with Session(bind=conn) as session:  # the last release's writer: the trigger adds words
+            session.add(Source(id=1, kind="folder", location="/notes"))
+            session.flush()
+            session.add(Document(id=1, source_id=1, uri="file:///notes/a.md", title="Bees",
+                                 content_hash="x"))  # fmt: skip
+            session.flush()
+            session.add(Chunk(id=1, document_id=1, ordinal=0, start=0, end=37, text=text_))
+            session.flush()
+        before = conn.execute(text("SELECT count(*) FROM chunk_postings")).scalar()
+    engine.dispose()
+    assert before == 2  # "bee", "mite": Snowball's stems, all else English stopwords
+    db = Database(postgres_url)  # opening migrates
+    with db.read() as session:
+        postings = dict(
+            session.execute(text("SELECT lexeme, tf FROM chunk_postings WHERE chunk_id = 1")).all()
+        )
+        tokens = session.scalar(text("SELECT tokens FROM chunk_terms WHERE chunk_id = 1"))
+    expected = chunk_words("Bees", text_)
+    assert postings == {word: expected.count(word) for word in expected}
+    assert tokens == len(expected) == 9  # stopwords too, as FTS5 counts a length
 
 
 def test_two_indexers_side_by_side_and_one_killed(tmp_path: Path, postgres_url: str) -> None:

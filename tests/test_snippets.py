@@ -42,7 +42,7 @@ def test_no_match_gives_the_start_of_the_passage_and_markdown_headings_are_dropp
 
 
 def test_keyword_queries_leave_stopwords_out_unless_nothing_else_is_left(sample_searcher) -> None:  # type: ignore[no-untyped-def]
-    from searchapp.store.keyword import fts_query
+    from searchapp.store.keywords.sqlite import fts_query
 
     assert fts_query("How do I treat the varroa?") == '"treat" OR "varroa"'
     assert fts_query("what is it") == '"what" OR "is" OR "it"'

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from indexer.folders import index_folders
 from indexer.loaders import load_file
@@ -13,9 +15,10 @@ from searchapp.errors import WriterBusyError
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
+from searchapp.store.keywords.tantivy_index import FOLDER
 from searchapp.store.schema import Chunk
-from searchapp.store.tantivy_keywords import FOLDER
-from searchapp.store.vector_index import live_chunk_ids, open_index, recorded_index_file
+from searchapp.store.vectors.base import live_chunk_ids
+from searchapp.store.vectors.faiss import FaissFiles
 from searchapp.versions import active_generation
 
 QUERIES = ["varroa mite treatment", "grind size for espresso", "storing coffee beans"]
@@ -34,7 +37,7 @@ def indexed(docs_copy: Path, home: Settings) -> tuple[Settings, Path, list]:
     db = Database(home.database_url)
     with db.read() as session:
         generation = active_generation(session)
-    path = recorded_index_file(home.index_dir, generation)
+    path = FaissFiles(home.index_dir).recorded_file(generation)
     assert path is not None and path.is_file()
     return home, path, _top(Searcher(home))
 
@@ -67,7 +70,7 @@ def test_each_save_writes_a_new_file_and_removes_the_one_it_replaces(
     (docs_copy / "bees" / "mead.txt").write_text("Mead is wine made by fermenting honey.")
     index_folders(home, [docs_copy])
     with Database(home.database_url).read() as session:
-        second = recorded_index_file(home.index_dir, active_generation(session))
+        second = FaissFiles(home.index_dir).recorded_file(active_generation(session))
     assert second is not None and second != first
     files = sorted(p for p in home.index_dir.iterdir() if p.name != FOLDER)  # not the keywords'
     assert files == [second]  # the replaced file is gone, nothing else
@@ -85,7 +88,7 @@ def test_a_reader_whose_file_was_replaced_meanwhile_loads_its_successor(
         (docs_copy / "coffee" / "storing-beans.txt").unlink()
         index_folders(home, [docs_copy])  # saves anew, deletes the first
         assert not first.exists()
-        index, sync = open_index(session, generation, home.index_dir, 384)
+        index, sync = FaissFiles(home.index_dir).open(session, generation, 384)
         assert not sync.rebuilt and sync.removed >= 1 and sync.added >= 1
         assert sorted(index.ids().tolist()) == sorted(live_chunk_ids(session, generation.id))
 
@@ -131,3 +134,13 @@ def test_second_writer_is_refused_with_a_clear_message(docs_copy: Path, home: Se
         index_folders(home, [docs_copy])
     with db.read() as session:
         assert session.query(Chunk).count() == 0  # the refused run wrote nothing
+
+
+def test_a_reader_cannot_write_and_the_writer_can_after_it(home: Settings) -> None:
+    db = Database(home.database_url)
+    with pytest.raises(DBAPIError, match="readonly database"), db.read() as session:
+        session.execute(text("UPDATE store_state SET revision = revision + 1"))
+    with db.write() as session:  # the same pooled connection, writing again
+        db.bump_revision(session)
+    with db.read() as session:
+        assert db.revision(session) == 1

@@ -182,6 +182,25 @@ def test_status_page_shows_the_model_counts_and_a_healthy_store(
     assert app.success and not app.error  # every health check passes
 
 
+def test_the_health_check_runs_when_the_store_changes_not_on_every_render(
+    own_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ui import status_page
+
+    checked = []
+    check_store = status_page.check_store
+    monkeypatch.setattr(status_page, "check_store", lambda *a: checked.append(a) or check_store(*a))
+    app = _app(own_home, monkeypatch, page="🩺 Status")
+    app.run()
+    app.run()
+    assert len(checked) == 1 and app.success and not app.error
+    index_file = next((own_home / "index").glob("generation-*.faiss"))
+    index_file.write_bytes(index_file.read_bytes()[:-8])  # damaged: the next render sees it
+    app.run()
+    assert len(checked) == 2
+    assert any("fails its checksum" in e.value for e in app.error), [e.value for e in app.error]
+
+
 def test_train_page_counts_feedback_and_lists_versions(
     own_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from searchapp.health import check_store
 from searchapp.operations import RepairOptions
 from searchapp.status import store_status
+from searchapp.store.checks import Check
 from ui import jobs_panel
 from ui.resources import database, settings
 
@@ -30,10 +33,36 @@ def render() -> None:
     jobs_panel.panel(title="All jobs")
 
     st.subheader("Health check")
-    report = check_store(settings(), database())
-    for check in report.checks:
+    with database().read() as session:
+        revision = database().revision(session)
+    if st.button("Check again", help="The check runs again by itself when the store or its "
+                 "files change"):  # fmt: skip
+        _health.clear()
+    checks = _health(str(settings().home), revision, _files(settings().index_dir))
+    for check in checks:
         (st.success if check.ok else st.error)(f"{check.name}: {check.detail}")
-    if report.ok:
+    if all(check.ok for check in checks):
         st.caption("Everything agrees: SQL, the vector index file and the keyword index.")
     elif st.button("Repair"):
         jobs_panel.start("repair", RepairOptions())
+
+
+def _files(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """The index folder's files as (name, size, modification time): what a check depends on
+    besides SQL, read without opening any of them."""
+    found = []
+    for path in folder.rglob("*") if folder.is_dir() else ():
+        try:
+            stat = path.stat()
+        except OSError:  # removed while listed
+            continue
+        found.append((str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
+
+
+@st.cache_data(max_entries=4, show_spinner="Checking the store…")
+def _health(home: str, revision: int, files: tuple[tuple[str, int, int], ...]) -> list[Check]:
+    """The health check of ``home`` at store ``revision`` with these index ``files``: it reads
+    and hashes the whole index file, so it runs when one of them has changed (or on "Check
+    again"), not on every render of the page."""
+    return check_store(settings(), database()).checks

@@ -53,6 +53,7 @@ from searchapp.versions import (
     load_encoder,
     register_version,
     require_active_generation,
+    require_version,
     spec_of,
 )
 
@@ -277,8 +278,7 @@ def retrain(
             f"{options.eval_beir} ({options.eval_split} split)" if options.eval_beir else None
         )
         with db.write() as session:
-            row = session.get(ModelVersion, version.id)
-            assert row is not None
+            row = require_version(session, version.id)
             row.metrics_json = json.dumps({
                 "before": before.to_json(), "after": after.to_json(),
                 "gate": decision.comparison.to_json(), "held_out": counted(held_out),

@@ -4,19 +4,21 @@ Every table is copied row for row with its ids (so chunk ids, the vectors' keys,
 in an order that satisfies the foreign keys, in batches with progress; nothing is re-encoded.
 The target is made by the same migrations as any store and must be empty, and the copy is one
 transaction there: a copy that fails leaves it empty again. The source is only read. The target's
-own indexes are then made: on PostgreSQL the words of every chunk (by the trigger, as rows
-arrive), each generation's HNSW index, and the id sequences moved past the copied ids.
+own structures are then made by its stores (``adopt``): on PostgreSQL the words of every chunk
+and each generation's HNSW index; and its id sequences are moved past the copied ids.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, func, insert, select
 
 from searchapp.errors import InvalidOptionError
 from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.store.database import Database
+from searchapp.store.keywords.factory import keyword_store
 from searchapp.store.schema import (
     Base,
     Chunk,
@@ -30,6 +32,7 @@ from searchapp.store.schema import (
     StoreState,
     TrainingPair,
 )
+from searchapp.store.vectors.factory import vector_store
 
 BATCH = 1000
 # Parents before children; model versions refer to their parents, so by id.
@@ -45,8 +48,11 @@ class CopyReport:
     target: str
 
 
-def copy_store(source: Database, target: Database, progress: Progress = NO_PROGRESS) -> CopyReport:
-    """Copy every row of ``source`` into the empty ``target``; see the module's docstring."""
+def copy_store(
+    source: Database, target: Database, index_dir: Path, progress: Progress = NO_PROGRESS
+) -> CopyReport:
+    """Copy every row of ``source`` into the empty ``target`` of the home whose index folder is
+    ``index_dir``; see the module's docstring."""
     where = target.engine.url.render_as_string(hide_password=True)
     with target.read() as session:
         if session.scalar(select(func.count()).select_from(Document)):
@@ -68,31 +74,7 @@ def copy_store(source: Database, target: Database, progress: Progress = NO_PROGR
                 done += len(batch)
                 progress.report(f"copy {table.name}", done, total, unit="row")
             counts[table.name] = done
-        if target.engine.dialect.name == "postgresql":
-            _after_postgres_copy(writing)
+        target.move_sequences_past_ids(writing, [model.__table__ for model in TABLES])
+        vector_store(target, index_dir).adopt(writing)
+        keyword_store(target).adopt(writing)
     return CopyReport(rows=counts, target=where)
-
-
-def _after_postgres_copy(session) -> None:  # type: ignore[no-untyped-def]
-    """Move each id sequence past the copied ids, and give every generation its HNSW index."""
-    from searchapp.store.pgvectors import create_hnsw_index
-
-    for model in TABLES:
-        table = model.__table__
-        key = table.primary_key.columns.values()
-        if len(key) == 1 and key[0].autoincrement in (True, "auto"):
-            session.execute(
-                text(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', '{key[0].name}'), "
-                    f"coalesce((SELECT max({key[0].name}) FROM {table.name}), 0) + 1, false)"
-                )
-            )
-    generations = session.execute(
-        select(IndexGeneration.id, ModelVersion.dimension).join(
-            ModelVersion, IndexGeneration.model_version_id == ModelVersion.id
-        )
-    ).all()
-    for generation_id, dimension in generations:
-        create_hnsw_index(session, generation_id, dimension)
-    # The rows name index files of the source's home; on PostgreSQL the rows are the index.
-    session.execute(IndexGeneration.__table__.update().values(file_name=None, checksum=None))

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from searchapp.errors import DatabaseUnavailableError, StorageFullError, WriterBusyError
+from searchapp.store.checks import Check
 from searchapp.store.migrations import migrate
 from searchapp.store.schema import StoreState
 
@@ -27,6 +28,12 @@ from searchapp.store.schema import StoreState
 WRITER_LOCK_KEY = 0x5EA7C4A99
 SET_UP_LOCK_KEY = 0x5EA7C4A9A
 
+
+# The execution options of a transaction that cannot write, per dialect.
+_READ_ONLY: dict[str, dict[str, bool]] = {
+    "sqlite": {"sqlite_query_only": True},
+    "postgresql": {"postgresql_readonly": True},
+}
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _REVISION_SQL = "SELECT revision FROM store_state"
@@ -77,13 +84,13 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session that sees one snapshot from its first query to its end."""
-        with (
-            self.engine.connect() as conn,
-            conn.begin(),
-            Session(bind=conn, expire_on_commit=False) as session,
-        ):
-            yield session
+        """A session that sees one snapshot from its first query to its end and cannot write:
+        the database refuses any statement that would (SQLite's ``query_only``, a read-only
+        transaction on PostgreSQL). Writes go through ``write``, one writer at a time."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**_READ_ONLY[self.engine.dialect.name])
+            with conn.begin(), Session(bind=conn, expire_on_commit=False) as session:
+                yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -130,6 +137,29 @@ class Database:
         and generation, a generation's HNSW index). SQLite's writes are serial already."""
         if not self.is_sqlite:
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SET_UP_LOCK_KEY})
+
+    def check(self, session: Session) -> list[Check]:
+        """The database's own integrity check, where it has one to run (SQLite's; PostgreSQL
+        checks its pages itself)."""
+        if not self.is_sqlite:
+            return []
+        verdict = session.execute(text("PRAGMA integrity_check")).scalar()
+        return [Check("SQLite integrity", verdict == "ok", str(verdict))]
+
+    def move_sequences_past_ids(self, session: Session, tables: Iterable[Table]) -> None:
+        """After rows were inserted with their ids: the next id of each table past them
+        (SQLite's ``AUTOINCREMENT`` follows by itself)."""
+        if self.is_sqlite:
+            return
+        for table in tables:
+            key = table.primary_key.columns.values()
+            if len(key) == 1 and key[0].autoincrement in (True, "auto"):
+                session.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', '{key[0].name}'), "
+                        f"coalesce((SELECT max({key[0].name}) FROM {table.name}), 0) + 1, false)"
+                    )
+                )
 
     @contextmanager
     def _file_lock(self, timeout: float) -> Iterator[None]:
@@ -215,5 +245,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        options = conn.get_execution_options()
+        # Set on every transaction: a pooled connection serves readers and the writer in turn.
+        conn.exec_driver_sql(f"PRAGMA query_only={int(options.get('sqlite_query_only', False))}")
+        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")

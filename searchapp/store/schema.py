@@ -30,7 +30,7 @@ class Base(DeclarativeBase):
 
 class VectorBlob(TypeDecorator):
     """A float32 vector, which Python code always sees as its bytes: a BLOB on SQLite, pgvector's
-    ``vector`` on PostgreSQL, where the database itself searches it (``store.pgvectors``)."""
+    ``vector`` on PostgreSQL, where the database itself searches it (``store.vectors.pgvector``)."""
 
     impl = LargeBinary
     cache_ok = True
@@ -179,6 +179,8 @@ class IndexGeneration(Base):
     file_name: Mapped[str | None] = mapped_column(Text, default=None)
     checksum: Mapped[str | None] = mapped_column(String(64), default=None)
     vector_count: Mapped[int] = mapped_column(Integer, default=0)
+    # No longer written nor read (kept for the homes that have it): opening an index compares its
+    # chunk ids with SQL's one by one (``VectorStore.reconcile``), which a highest id cannot.
     max_chunk_id: Mapped[int] = mapped_column(Integer, default=0)
     # The FAISS index kind of its file ("flat": exact; "ivf") and what its searches depend on.
     index_kind: Mapped[str] = mapped_column(String(8), default="flat", server_default="flat")

@@ -1,4 +1,4 @@
-"""PostgreSQL only: the chunks' words for full-text search (``store.keyword.PostgresKeywords``).
+"""PostgreSQL only: the chunks' words for full-text search (``store.keywords.postgres``).
 
 ``chunk_terms`` holds a ``tsvector`` per chunk (its document's title and its text, English
 stemming) with a GIN index; a trigger fills it in the writer's transaction as chunks are inserted,

@@ -1,5 +1,5 @@
 """SQLite only: ``keyword_log``, the chunks added and deleted since the keyword index (Tantivy,
-a folder of the home, ``searchapp.store.tantivy_keywords``) last caught up.
+a folder of the home, ``searchapp.store.keywords.tantivy_index``) last caught up.
 
 Triggers write one row per chunk inserted or deleted, in the transaction that changes the chunk;
 a writer applies the rows to the keyword index, records the last ``seq`` applied in the same

@@ -4,9 +4,8 @@ FTS5 ranks every chunk that holds any query term (6 ms a query at SciFact's 9,71
 100,000, 450 ms at a million); Tantivy's inverted index skips the chunks that cannot reach the top
 (block-max WAND) and answers in well under a millisecond at SciFact's size (docs/benchmarks.md).
 Each chunk is one document, its document's title and its text in one field, ranked by BM25 with
-FTS5's weights, its words made as FTS5's ``porter unicode61 remove_diacritics 2`` makes them
-(split on what is not a letter or a digit, lower-cased, accents dropped, Porter's stemmer): on
-SciFact the two rank alike (docs/benchmarks.md). Tantivy's own English stemmer (Porter2) ranked
+FTS5's weights, its words made as FTS5 makes them (``analyzer``): on SciFact the two rank alike
+(docs/benchmarks.md). Tantivy's own English stemmer (Porter2) ranked
 0.003 nDCG@10 lower.
 
 SQL stays the truth, and FTS5 stays exact in every transaction. The Tantivy folder is derived:
@@ -34,21 +33,17 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import shutil
-import threading
-import unicodedata
 from pathlib import Path
 
-import Stemmer
 import tantivy
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from searchapp.faults import crash_point
 from searchapp.progress import NO_PROGRESS, Progress
-from searchapp.snippets import content_terms
 from searchapp.store.database import Database
+from searchapp.store.keywords.analyzer import chunk_words, query_words
 from searchapp.store.schema import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -59,28 +54,10 @@ _POSITION = 0  # the chunk id (never a real one) of the document that records th
 _STALE_SHARE = 0.2  # deleted documents, as a share of the live ones, that make a writer rebuild
 _WRITER_HEAP = 64_000_000
 _BATCH = 2_000
-_MAX_QUERY_TERMS = 64
 # A word in more chunks than this is not counted again without the deleted ones (its postings
 # would all be read): it is weighed as if its deleted chunks were live, and they are at most a
 # fifth as many as the live chunks (``_STALE_SHARE``).
 _COUNT_LIVE_UP_TO = 10_000
-
-
-_WORD = re.compile(r"[^\W_]+")
-_LONGEST_WORD = 200  # longer "words" (a base64 blob) are nobody's search, and Tantivy's limit
-_stemmers = threading.local()  # a Stemmer is not safe to share between threads
-
-
-def words(text: str) -> list[str]:
-    """``text``'s terms as FTS5's ``porter unicode61 remove_diacritics 2`` makes them."""
-    text = text.lower()
-    if not text.isascii():
-        decomposed = unicodedata.normalize("NFKD", text)
-        text = "".join(c for c in decomposed if not unicodedata.combining(c))
-    found = [word for word in _WORD.findall(text) if len(word) <= _LONGEST_WORD]
-    if not hasattr(_stemmers, "porter"):
-        _stemmers.porter = Stemmer.Stemmer("porter")
-    return _stemmers.porter.stemWords(found)
 
 
 def _schema() -> tantivy.Schema:
@@ -90,7 +67,7 @@ def _schema() -> tantivy.Schema:
     builder.add_integer_field("every", indexed=True)
     builder.add_integer_field("position", fast=True)
     builder.add_integer_field("deleted", fast=True)  # documents deleted since the index was built
-    # The words are made by ``words``; Tantivy only splits them at the spaces.
+    # The words are made by ``analyzer.chunk_words``; Tantivy only splits them at the spaces.
     builder.add_text_field("body", tokenizer_name="whitespace", index_option="freq")
     return builder.build()
 
@@ -133,8 +110,7 @@ class TantivyKeywords:
     def search(self, query: str, limit: int) -> list[tuple[int, float]]:
         """Best chunks as (chunk id, BM25 score); call after ``matches`` said yes."""
         assert self._index is not None
-        # Not deduplicated: "mite" and "mites" are two terms of FTS5's query, one stem twice.
-        terms_of_query = words(" ".join(content_terms(query)[:_MAX_QUERY_TERMS]))
+        terms_of_query = query_words(query)
         searcher = self._index.searcher()
         total = searcher.num_docs - 1  # live chunks, less the position's document
         counted = searcher.doc_freq("every", 1)  # by Tantivy: the deleted documents too
@@ -272,7 +248,7 @@ class TantivyKeywords:
             .limit(limit)
         ).all()
         for chunk_id, title, body in rows:
-            text_words = " ".join(words(f"{title or ''}\n{body}"))
+            text_words = " ".join(chunk_words(title, body))
             writer.add_document(tantivy.Document(chunk=chunk_id, every=1, body=text_words))
         return [chunk_id for chunk_id, _, _ in rows]
 

@@ -1,4 +1,4 @@
-"""The FAISS vector index of one generation: keyed by chunk id, saved atomically, checked on open.
+"""The vector store of a SQLite home: a FAISS index per generation, in a file beside the database.
 
 The file is a cache of the ``embeddings`` table. Each save writes a new file under a name of its own
 (temporary file, fsync, rename, directory fsync); then one SQL transaction records its name,
@@ -19,34 +19,27 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from searchapp.errors import CorruptIndexError, StorageFullError
 from searchapp.faults import crash_point
+from searchapp.store.checks import Check
 from searchapp.store.database import Database, is_storage_full
-from searchapp.store.pgvectors import PgVectors, create_hnsw_index, drop_hnsw_index
-from searchapp.store.schema import Embedding, IndexGeneration
+from searchapp.store.schema import IndexGeneration
+from searchapp.store.vectors.base import (
+    SyncReport,
+    Vectors,
+    VectorStore,
+    fetch_vectors,
+    live_chunk_ids,
+)
 
 log = logging.getLogger(__name__)
-
-_FETCH_BATCH = 500
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What opening an index had to do to agree with SQL."""
-
-    rebuilt: bool
-    added: int
-    removed: int
-    reason: str = ""
-
 
 # Exact search answers in a few milliseconds up to about this many vectors (2 cores, 384
 # dimensions); past it an inverted-file index (IVF) answers instead, at recall@10 >= 0.95
@@ -293,85 +286,137 @@ class VectorIndex:
         return cls(dimension, index)
 
 
-def new_index_file_path(index_dir: Path, generation_id: int) -> Path:
-    """A name no earlier save of this generation used."""
-    return index_dir / f"generation-{generation_id}-{secrets.token_hex(8)}.faiss"
+class FaissFiles(VectorStore):
+    """Each generation's vectors in a FAISS file of ``index_dir``, named by its SQL row."""
 
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = index_dir
 
-def recorded_index_file(index_dir: Path, generation: IndexGeneration) -> Path | None:
-    """The file SQL names for this generation, or None before its first save."""
-    return index_dir / generation.file_name if generation.file_name else None
+    def new_file_path(self, generation_id: int) -> Path:
+        """A name no earlier save of this generation used."""
+        return self.index_dir / f"generation-{generation_id}-{secrets.token_hex(8)}.faiss"
 
+    def recorded_file(self, generation: IndexGeneration) -> Path | None:
+        """The file SQL names for this generation, or None before its first save."""
+        return self.index_dir / generation.file_name if generation.file_name else None
 
-def leftover_index_files(session: Session, index_dir: Path) -> list[Path]:
-    """Temporary files of a save that died, and index files no generation names. None on
-    PostgreSQL: there the store has no files, and any in the folder belong to another store (the
-    SQLite one this home was migrated from)."""
-    if not index_dir.is_dir() or _on_postgres(session):
-        return []
-    named = set(
-        session.scalars(
-            select(IndexGeneration.file_name).where(IndexGeneration.file_name.is_not(None))
-        )
-    )
-    temporary = list(index_dir.glob(".generation-*.tmp"))
-    return temporary + [p for p in index_dir.glob("generation-*.faiss") if p.name not in named]
-
-
-def remove_leftover_index_files(db: Database, index_dir: Path) -> list[Path]:
-    """Delete ``leftover_index_files`` (call with the writer lock held, outside a transaction)."""
-    with db.read() as session:
-        leftovers = leftover_index_files(session, index_dir)
-    removed = []
-    for path in leftovers:
-        try:
-            path.unlink(missing_ok=True)
-            removed.append(path)
-        except OSError as error:  # tidying up; never a reason to fail a run that committed
-            log.warning("Could not remove the leftover index file %s: %s", path, error)
-    return removed
-
-
-def live_chunk_ids(session: Session, generation_id: int) -> np.ndarray:
-    rows = session.execute(
-        select(Embedding.chunk_id).where(Embedding.generation_id == generation_id)
-    ).scalars()
-    return np.fromiter(rows, dtype=np.int64)
-
-
-def fetch_vectors(
-    session: Session, generation_id: int, chunk_ids: np.ndarray, dimension: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The stored vectors of ``chunk_ids`` in this generation, as (ids, matrix)."""
-    found_ids: list[int] = []
-    blobs: list[bytes] = []
-    for start in range(0, len(chunk_ids), _FETCH_BATCH):
-        batch = [int(i) for i in chunk_ids[start : start + _FETCH_BATCH]]
-        for chunk_id, blob in session.execute(
-            select(Embedding.chunk_id, Embedding.vector).where(
-                Embedding.generation_id == generation_id, Embedding.chunk_id.in_(batch)
+    def leftovers(self, session: Session) -> list[Path]:
+        """Temporary files of a save that died, and index files no generation names."""
+        if not self.index_dir.is_dir():
+            return []
+        named = set(
+            session.scalars(
+                select(IndexGeneration.file_name).where(IndexGeneration.file_name.is_not(None))
             )
-        ):
-            found_ids.append(chunk_id)
-            blobs.append(blob)
-    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dimension)
-    return np.asarray(found_ids, dtype=np.int64), matrix
+        )
+        temporary = list(self.index_dir.glob(".generation-*.tmp"))
+        files = self.index_dir.glob("generation-*.faiss")
+        return temporary + [p for p in files if p.name not in named]
 
+    def open(
+        self, session: Session, generation: IndexGeneration, dimension: int
+    ) -> tuple[VectorIndex, SyncReport]:
+        """Load a generation's index file and make it agree exactly with SQL's live chunk ids;
+        a missing or damaged file is rebuilt from the stored vectors, never by re-encoding."""
+        path = self.recorded_file(generation)
+        live = live_chunk_ids(session, generation.id)
+        reason = ""
+        index: VectorIndex | None = None
+        if path is not None and generation.checksum is not None:
+            try:
+                index = VectorIndex.load(
+                    path,
+                    checksum=generation.checksum,
+                    count=generation.vector_count,
+                    dimension=dimension,
+                )
+            except CorruptIndexError as error:
+                reason = str(error)
+                if not path.exists():  # a writer saved again after our snapshot named this file
+                    index = self._load_successor(generation, dimension)
+        elif len(live):
+            reason = "no index file was saved yet"  # a new generation, or a first run that died
+        if index is None:
+            index = VectorIndex(dimension)
+            ids, vectors = fetch_vectors(session, generation.id, live, dimension)
+            index.add(ids, vectors)
+            index.fit_to_size()
+            if generation.checksum is not None:  # a recorded file was damaged: worth saying
+                log.warning(
+                    "Rebuilt the vector index of generation %d from %d stored embeddings (%s).",
+                    generation.id,
+                    len(ids),
+                    reason,
+                )
+            return index, SyncReport(rebuilt=True, added=len(ids), removed=0, reason=reason)
+        added, removed = self.reconcile(session, index, generation.id, live)
+        return index, SyncReport(rebuilt=False, added=added, removed=removed)
 
-def open_index(
-    session: Session, generation: IndexGeneration, index_dir: Path, dimension: int
-) -> tuple[VectorIndex, SyncReport]:
-    """Load a generation's index file and make it agree exactly with SQL's live chunk ids.
+    def reconcile(
+        self, session: Session, vectors: Vectors, generation_id: int, live: np.ndarray | None = None
+    ) -> tuple[int, int]:
+        """Add vectors SQL has and the index lacks, drop ids SQL no longer has."""
+        assert isinstance(vectors, VectorIndex), "FAISS files hold VectorIndex vectors"
+        if live is None:
+            live = live_chunk_ids(session, generation_id)
+        have = vectors.ids()
+        extra = np.setdiff1d(have, live, assume_unique=True)
+        missing = np.setdiff1d(live, have, assume_unique=True)
+        removed = vectors.remove(extra.tolist())
+        ids, found = fetch_vectors(session, generation_id, missing, vectors.dimension)
+        vectors.add(ids, found)
+        return len(ids), removed
 
-    On PostgreSQL there is no file: the rows are searched where they are (``PgVectors``)."""
-    if _on_postgres(session):
-        vectors = PgVectors(generation.id, dimension, _any_vector(session, generation.id))
-        return vectors, SyncReport(rebuilt=False, added=0, removed=0)  # type: ignore[return-value]
-    path = recorded_index_file(index_dir, generation)
-    live = live_chunk_ids(session, generation.id)
-    reason = ""
-    index: VectorIndex | None = None
-    if path is not None and generation.checksum is not None:
+    def _load_successor(self, generation: IndexGeneration, dimension: int) -> VectorIndex | None:
+        """The newest other file of this generation, if one reads: a reader whose snapshot named
+        a file that a writer has since replaced (and deleted) loads its successor instead, and
+        ``reconcile`` then makes it agree with the reader's snapshot exactly. A chunk's vector
+        never changes within a generation and chunk ids are never reused, so this is safe."""
+        candidates = sorted(
+            self.index_dir.glob(f"generation-{generation.id}-*.faiss"),
+            key=lambda p: p.stat().st_mtime_ns if p.exists() else 0,
+            reverse=True,
+        )
+        for candidate in candidates:
+            try:
+                data = np.frombuffer(candidate.read_bytes(), dtype=np.uint8)
+                index = faiss.deserialize_index(data)
+            except (OSError, RuntimeError):
+                continue
+            if index.d == dimension:
+                return VectorIndex(dimension, index)
+        return None
+
+    def save(self, session: Session, generation: IndexGeneration, index: VectorIndex) -> None:
+        """Write a new file, then record it in ``generation`` (the caller's transaction). The
+        previous file stays until that transaction has committed; ``commit`` does both."""
+        index.fit_to_size()
+        path = self.new_file_path(generation.id)
+        checksum = index.save(path)
+        crash_point("index-renamed")
+        generation.file_name = path.name
+        generation.checksum = checksum
+        generation.vector_count = len(index)
+        generation.index_kind = index.kind
+        generation.index_params = json.dumps(index.params)
+        session.add(generation)
+
+    def commit(self, db: Database, generation: IndexGeneration, vectors: Vectors) -> list[Path]:
+        """Save ``vectors`` as ``generation``'s file, commit, then delete the file it replaces
+        (and any other leftover)."""
+        assert isinstance(vectors, VectorIndex), "FAISS files hold VectorIndex vectors"
+        with db.write() as session:
+            row = session.get(IndexGeneration, generation.id)
+            if row is None:
+                raise CorruptIndexError(f"generation {generation.id} was deleted while written")
+            self.save(session, row, vectors)
+        return self.remove_leftovers(db)
+
+    def check(self, generation: IndexGeneration, dimension: int, live: np.ndarray) -> Check:
+        """Does the saved index file verify, and hold exactly the live chunk ids?"""
+        path = self.recorded_file(generation)
+        if path is None or generation.checksum is None:
+            return Check("index file", False, "no index file saved yet")
         try:
             index = VectorIndex.load(
                 path,
@@ -380,133 +425,16 @@ def open_index(
                 dimension=dimension,
             )
         except CorruptIndexError as error:
-            reason = str(error)
-            if not path.exists():  # a writer saved again after our snapshot named this file
-                index = _load_successor(index_dir, generation, dimension)
-    elif len(live):
-        reason = "no index file was saved yet"  # a new generation, or a first run that died
-    if index is None:
-        index = VectorIndex(dimension)
-        ids, vectors = fetch_vectors(session, generation.id, live, dimension)
-        index.add(ids, vectors)
-        index.fit_to_size()
-        if generation.checksum is not None:  # a recorded file was damaged: worth saying
-            log.warning(
-                "Rebuilt the vector index of generation %d from %d stored embeddings (%s).",
-                generation.id,
-                len(ids),
-                reason,
+            return Check("index file", False, str(error))
+        ids = index.ids()
+        missing = len(np.setdiff1d(live, ids))
+        extra = len(np.setdiff1d(ids, live))
+        if missing or extra:  # a run that stopped early: healed from SQL by the next open
+            return Check(
+                "index file",
+                True,
+                f"{path.name}: checksum ok; {missing} vectors to add and {extra} to drop from SQL "
+                "when next opened (or by --repair)",
             )
-        return index, SyncReport(rebuilt=True, added=len(ids), removed=0, reason=reason)
-    added, removed = reconcile(session, index, generation.id, live)
-    return index, SyncReport(rebuilt=False, added=added, removed=removed)
-
-
-def reconcile(
-    session: Session, index: VectorIndex, generation_id: int, live: np.ndarray | None = None
-) -> tuple[int, int]:
-    """Add vectors SQL has and the index lacks, drop ids SQL no longer has; returns counts."""
-    if isinstance(index, PgVectors):  # the rows are the index
-        index.count = _any_vector(session, generation_id)
-        return 0, 0
-    if live is None:
-        live = live_chunk_ids(session, generation_id)
-    have = index.ids()
-    extra = np.setdiff1d(have, live, assume_unique=True)
-    missing = np.setdiff1d(live, have, assume_unique=True)
-    removed = index.remove(extra.tolist())
-    ids, vectors = fetch_vectors(session, generation_id, missing, index.dimension)
-    index.add(ids, vectors)
-    return len(ids), removed
-
-
-def drop_vectors(session: Session, generation_id: int) -> None:
-    """Delete a generation's stored vectors (and on PostgreSQL its HNSW index); its file, no
-    longer named once the generation's row is gone, is a leftover for the next writer."""
-    session.execute(delete(Embedding).where(Embedding.generation_id == generation_id))
-    if _on_postgres(session):
-        drop_hnsw_index(session, generation_id)
-
-
-def _on_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _any_vector(session: Session, generation_id: int) -> int:
-    """1 if the generation has a vector, else 0 (cheap: what an empty-index check needs)."""
-    found = session.execute(
-        select(Embedding.chunk_id).where(Embedding.generation_id == generation_id).limit(1)
-    ).first()
-    return int(found is not None)
-
-
-def _load_successor(
-    index_dir: Path, generation: IndexGeneration, dimension: int
-) -> VectorIndex | None:
-    """The newest other file of this generation, if one reads: a reader whose snapshot named a
-    file that a writer has since replaced (and deleted) loads its successor instead, and
-    ``reconcile`` then makes it agree with the reader's snapshot exactly. A chunk's vector never
-    changes within a generation and chunk ids are never reused, so this is safe."""
-    candidates = sorted(
-        index_dir.glob(f"generation-{generation.id}-*.faiss"),
-        key=lambda p: p.stat().st_mtime_ns if p.exists() else 0,
-        reverse=True,
-    )
-    for candidate in candidates:
-        try:
-            index = faiss.deserialize_index(np.frombuffer(candidate.read_bytes(), dtype=np.uint8))
-        except (OSError, RuntimeError):
-            continue
-        if index.d == dimension:
-            return VectorIndex(dimension, index)
-    return None
-
-
-def save_index(
-    session: Session, generation: IndexGeneration, index: VectorIndex, index_dir: Path
-) -> None:
-    """Write a new file, then record it in ``generation`` (the caller's transaction).
-
-    The previous file stays until that transaction has committed; ``commit_index`` does both.
-    """
-    index.fit_to_size()
-    path = new_index_file_path(index_dir, generation.id)
-    checksum = index.save(path)
-    crash_point("index-renamed")
-    ids = index.ids()
-    generation.file_name = path.name
-    generation.checksum = checksum
-    generation.vector_count = len(index)
-    generation.max_chunk_id = int(ids.max()) if len(ids) else 0
-    generation.index_kind = index.kind
-    generation.index_params = json.dumps(index.params)
-    session.add(generation)
-
-
-def commit_index(
-    db: Database, generation: IndexGeneration, index: VectorIndex, index_dir: Path
-) -> list[Path]:
-    """Save ``index`` as ``generation``'s file, commit, then delete the file it replaces (and
-    any other leftover); returns the files deleted.
-
-    On PostgreSQL: make sure the generation has its HNSW index, and record its counts."""
-    if isinstance(index, PgVectors):
-        with db.write() as session:
-            db.serialize(session)  # writers side by side: one makes the index, once
-            row = session.get(IndexGeneration, generation.id)
-            assert row is not None, f"generation {generation.id} vanished"
-            create_hnsw_index(session, row.id, index.dimension)
-            count, highest = session.execute(
-                select(func.count(), func.max(Embedding.chunk_id)).where(
-                    Embedding.generation_id == row.id
-                )
-            ).one()
-            row.vector_count, row.max_chunk_id = count, highest or 0
-            row.index_kind, row.index_params = index.kind, "{}"
-        index.count = count
-        return []
-    with db.write() as session:
-        row = session.get(IndexGeneration, generation.id)
-        assert row is not None, f"generation {generation.id} vanished"
-        save_index(session, row, index, index_dir)
-    return remove_leftover_index_files(db, index_dir)
+        detail = f"{path.name}: checksum ok, {len(ids)} vectors = live chunks"
+        return Check("index file", True, detail)
