@@ -12,35 +12,36 @@ parameters get 422 with the reason; an error a user can act on (``SearchappError
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, which
-# name objects local to ``create_app``.
+# name objects local to ``_routes``.
 import ipaddress
 import os
 import secrets
 import threading
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from searchapp.choices import DEFAULT_RESULTS, FUSION, SEARCH_MODE
+from searchapp.choices import DEFAULT_RESULTS, FUSION, MAX_RESULTS, SEARCH_MODE
 from searchapp.errors import (
     InvalidOptionError,
     SearchappError,
 )
-from searchapp.settings import Settings
+from searchapp.settings import TOKEN_ENV, Settings
 from searchapp.store.database import Database
 
-TOKEN_ENV = "SEARCHAPP_API_TOKEN"
-MAX_RESULTS = 1000
+if TYPE_CHECKING:  # loaded on the first search: health answers without the model
+    from searchapp.search import Searcher
+
 MAX_QUERY_CHARS = 2000
 
-Mode = Literal["dense", "keyword", "hybrid"]
-Fusion = Literal["blend", "rrf"]
-assert set(Mode.__args__) == set(SEARCH_MODE.values)  # type: ignore[attr-defined]
-assert set(Fusion.__args__) == set(FUSION.values)  # type: ignore[attr-defined]
+# The API's parameter types, made from the choices (its schema lists their values).
+Mode = Literal[SEARCH_MODE.values]  # type: ignore[valid-type]
+Fusion = Literal[FUSION.values]  # type: ignore[valid-type]
 
 
 class FeedbackIn(BaseModel):
@@ -64,17 +65,23 @@ def is_loopback(host: str) -> bool:
 def create_app(settings: Settings, token: str | None = None) -> FastAPI:
     """The API over ``settings``' store; with ``token``, every request must bear it."""
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
-    searcher_lock = threading.Lock()
-    searchers: list = []  # the one Searcher, made on the first search (health answers at once)
+    app = FastAPI(
+        title="searchapp",
+        summary="Semantic, keyword and hybrid search over your own documents.",
+        dependencies=[Depends(_authorisation(token))],
+    )
+    app.add_exception_handler(SearchappError, _refused)  # type: ignore[arg-type]
+    app.include_router(_routes(db, _lazy_searcher(settings, db)))
+    return app
 
-    def searcher():  # type: ignore[no-untyped-def]
-        with searcher_lock:
-            if not searchers:
-                from searchapp.search import Searcher
 
-                searchers.append(Searcher(settings, db))
-            return searchers[0]
+async def _refused(_request: Request, error: SearchappError) -> JSONResponse:
+    """A user's mistake or a state the store is in: its message, with its own status code."""
+    return JSONResponse({"detail": str(error)}, status_code=error.http_status)
 
+
+def _authorisation(token: str | None) -> Callable[..., None]:
+    """The dependency every request passes: with ``token``, a matching bearer token."""
     bearer = HTTPBearer(auto_error=False, description="required when served beyond loopback")
 
     def authorised(
@@ -91,17 +98,30 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    app = FastAPI(
-        title="searchapp",
-        summary="Semantic, keyword and hybrid search over your own documents.",
-        dependencies=[Depends(authorised)],
-    )
+    return authorised
 
-    @app.exception_handler(SearchappError)
-    async def _refused(_request: Request, error: SearchappError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=error.http_status)
 
-    @app.get("/search")
+def _lazy_searcher(settings: Settings, db: Database) -> Callable[[], "Searcher"]:
+    """The one Searcher, made on the first search (so that health answers at once)."""
+    lock = threading.Lock()
+    made: list[Searcher] = []
+
+    def searcher() -> "Searcher":
+        with lock:
+            if not made:
+                from searchapp.search import Searcher as Made
+
+                made.append(Made(settings, db))
+            return made[0]
+
+    return searcher
+
+
+def _routes(db: Database, searcher: Callable[[], "Searcher"]) -> APIRouter:
+    """The endpoints: search, feedback, jobs and health."""
+    router = APIRouter()
+
+    @router.get("/search")
     def search(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")],
         k: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = DEFAULT_RESULTS,
@@ -119,7 +139,7 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
         results = searcher().search(q, k=k, mode=mode, fusion=fusion, filters=filters)
         return answer_json(q, mode, results)
 
-    @app.post("/feedback")
+    @router.post("/feedback")
     def feedback(judgement: FeedbackIn) -> dict:
         """Store (or change) a 👍 / 👎; training uses it (``searchapp train --feedback``)."""
         from searchapp.feedback import record_feedback
@@ -127,14 +147,14 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
         record_feedback(db, judgement.query, judgement.document_id, judgement.relevant)
         return {"stored": True, **judgement.model_dump()}
 
-    @app.get("/jobs")
+    @router.get("/jobs")
     def jobs(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
         """Recent background jobs, newest first: what ``searchapp jobs list --json`` prints."""
         from searchapp.jobs import list_jobs
 
         return [view.to_json() for view in list_jobs(db, limit=limit)]
 
-    @app.get("/health")
+    @router.get("/health")
     def health() -> dict:
         """Whether the store answers and what it serves (cheap: one snapshot of the store)."""
         from searchapp.store.schema import Chunk, Document
@@ -152,7 +172,7 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
             "generation": generation.id if generation is not None else None,
         }
 
-    return app
+    return router
 
 
 def from_environment() -> FastAPI:

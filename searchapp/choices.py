@@ -94,4 +94,22 @@ KEYWORD_ENGINE = Choice(
     "FTS5; fts5: FTS5 only (as before the fast index; PostgreSQL homes use their own)",
 )
 
+MINE_FROM = Choice(
+    "ranking to mine from",
+    ("dense", "hybrid"),
+    "dense",
+    "the ranking hard negatives are mined from",
+)
+GATE = Choice(
+    "gate",
+    ("by-document", "two-part"),
+    "two-part",
+    "two-part: better with confidence on held-out queries about documents it trains on, and not "
+    "worse with confidence on held-out queries whose documents no training query cites (or on "
+    "--eval-beir's); by-document: better with confidence on those",
+)
+
 DEFAULT_RESULTS = 10  # documents a search returns unless told otherwise
+MAX_RESULTS = 1000  # the most a search returns (the API's k, the UI's page, the CLI's -k)
+# A judgement at least this relevant is a positive (a 👍 is 1, a 👎 0; graded scores between).
+RELEVANT_SCORE = 0.5

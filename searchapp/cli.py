@@ -1,5 +1,7 @@
 """The ``searchapp`` command, a thin face over the library: ``index``, ``search``, ``eval``,
-``train``, ``models`` (list, promote, rollback), ``check``, ``jobs`` and ``ui``.
+``train``, ``models`` (list, promote, rollback), ``migrate``, ``remove``, ``check``, ``jobs``,
+``ui`` and ``serve``. Long operations run through ``searchapp.operations`` (in this process, or as
+a job with ``--background``).
 
 Heavy imports (torch, sentence-transformers) happen inside the commands, so ``--help`` is instant.
 Choices, defaults and help come from ``searchapp.choices`` and the settings and options dataclasses;
@@ -30,12 +32,13 @@ from searchapp.choices import (
 from searchapp.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_SOME_FAILED,
     InvalidOptionError,
     SearchappError,
 )
 from searchapp.progress import NO_PROGRESS, Progress, TerminalProgress
-from searchapp.settings import DATABASE_ENV, HOME_ENV, QUERY_BACKEND_ENV, Settings
+from searchapp.settings import DATABASE_ENV, HOME_ENV, QUERY_BACKEND_ENV, TOKEN_ENV, Settings
 
 
 def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
@@ -99,7 +102,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         name, options = "index", IndexOptions(paths, tuple(args.ignore), args.pooling, args.layer)
     summary = _operate(args, name, options)
     if summary is None:
-        return 0
+        return EXIT_OK
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
@@ -116,7 +119,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             f"{summary.removed} removed; {summary.chunks} chunks written "
             f"({summary.embedded} embedded, the rest known) in {summary.seconds:.1f} s"
         )
-    return EXIT_SOME_FAILED if summary.failed else 0
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
 def _print_grouped(what: str, groups: list[tuple[str, list[str]]]) -> None:
@@ -135,7 +138,7 @@ def _watch(args: argparse.Namespace) -> int:
     options = WatchOptions(tuple(map(_absolute, args.paths)), tuple(args.ignore))
     if args.background:
         _operate(args, "watch", options)
-        return 0
+        return EXIT_OK
     from indexer.watch import run_line, watch
 
     def ran(view) -> None:  # type: ignore[no-untyped-def]
@@ -143,7 +146,7 @@ def _watch(args: argparse.Namespace) -> int:
 
     print(f"Watching {', '.join(options.paths)}; Ctrl-C stops.", file=sys.stderr, flush=True)
     watch(_settings(args, create=True), options.paths, ignore=options.ignore, on_run=ran)
-    return 0
+    return EXIT_OK
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -151,13 +154,13 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     result = _operate(args, "remove", RemoveOptions(_absolute(args.folder)))
     if result is None:
-        return 0
+        return EXIT_OK
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
         print(f"Removed {result.folder} ({result.documents} documents) from the index; "
               "its files are untouched.")  # fmt: skip
-    return 0
+    return EXIT_OK
 
 
 def _print_results(query: str, mode: str, results, as_json: bool) -> None:  # type: ignore[no-untyped-def]
@@ -191,10 +194,10 @@ def cmd_search(args: argparse.Namespace) -> int:
             if query.strip():
                 results = searcher.search(query, **options)
                 _print_results(query, args.mode, results, args.json)
-        return 0
+        return EXIT_OK
     results = searcher.search(args.query, **options)
     _print_results(args.query, args.mode, results, args.json)
-    return 0
+    return EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -213,7 +216,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8}   ({args.split} split)")
         for mode, m in metrics.items():
             print(f"{mode:<8} {m.ndcg_at_10:>8.4f} {m.recall_at_100:>8.4f} {m.mrr_at_10:>8.4f}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -232,7 +235,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )  # fmt: skip
     report = _operate(args, "train", TrainOptions(sources, training))
     if report is None:
-        return 0
+        return EXIT_OK
     for where, reason in report.skipped:
         print(f"skipped  {where}: {reason}", file=sys.stderr)
     if args.json:
@@ -244,7 +247,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{report.after['ndcg@10']:.4f}; {'PROMOTED' if report.promoted else 'not promoted'}"
             f": {report.reason}"
         )
-    return 0
+    return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -258,7 +261,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         else:
             served = _operate(args, "rollback", RollbackOptions())
         if served is None:
-            return 0
+            return EXIT_OK
         done = "Serving" if args.action == "promote" else "Rolled back: serving"
         print(f"{done} model version {served.version} (index generation {served.generation}, "
               f"backend {served.backend}).")  # fmt: skip
@@ -275,7 +278,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             )
             if row.decided_on != "-":
                 print(f"{'':>5}gate {row.decided_on}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -288,7 +291,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.repair:  # also what heals by itself later (an index file or the fast keyword index
         result = _operate(args, "repair", RepairOptions())  # behind SQL): brought up to date now
         if result is None:
-            return 0
+            return EXIT_OK
     else:
         settings = _settings(args)
         db = Database(settings.database_url, lock_path=settings.write_lock_path)
@@ -302,7 +305,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"{'ok  ' if ok else 'FAIL'}  {name}: {detail}")
         if not result.ok:
             print("Run `searchapp check --repair` to rebuild what can be rebuilt from SQL.")
-    return 0 if result.ok else EXIT_SOME_FAILED
+    return EXIT_OK if result.ok else EXIT_SOME_FAILED
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -323,7 +326,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print(f"copied into {report.target}: {copied}")
         print(f"Use it with --database-url {report.target} (or set {DATABASE_ENV}); this "
               "home's own database is unchanged.")  # fmt: skip
-    return 0
+    return EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -338,13 +341,13 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         views = jobs.list_jobs(db, limit=args.limit)
         if args.json:
             print(json.dumps([view.to_json() for view in views], indent=2))
-            return 0
+            return EXIT_OK
         if not views:
             print("No jobs yet.")
         for view in views:
             print(f"{view.id:>4}  {view.state:<11} {view.kind:<8} {view.progress_line()}")
             print(f"      {view.command}")
-        return 0
+        return EXIT_OK
     if args.action == "show":
         view = jobs.get_job(db, args.id)
     elif args.action == "cancel":
@@ -355,7 +358,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         print(json.dumps(view.to_json(), indent=2))
     else:
         _print_job(view)
-    return 0
+    return EXIT_OK
 
 
 def _print_job(view) -> None:  # type: ignore[no-untyped-def]
@@ -397,7 +400,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from searchapp.api import TOKEN_ENV, is_loopback
+    from searchapp.api import is_loopback
 
     settings = _settings(args)
     token = args.token or os.environ.get(TOKEN_ENV)
@@ -420,7 +423,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "searchapp.api:from_environment", factory=True, host=args.host, port=args.port,
         workers=args.workers, log_level="warning",
     )  # fmt: skip
-    return 0
+    return EXIT_OK
 
 
 def _field_names(cls: type) -> list[str]:
@@ -476,15 +479,14 @@ def _at_least_one(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from indexer.training.options import PairSources, TrainingOptions  # light: no torch
-
+    """The command line: the options every command shares, then each group of commands."""
     parser = argparse.ArgumentParser(
         prog="searchapp",
         description="Semantic search over your own documents, on your own machine.",
     )
     parser.add_argument(
         "--home",
-        help="data directory (database, index, models); default: $SEARCHAPP_HOME, "
+        help=f"data directory (database, index, models); default: ${HOME_ENV}, "
         "else a per-user data directory",
     )
     parser.add_argument(
@@ -500,6 +502,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    index = _add_index_command(commands)
+    _add_search_commands(commands)
+    train, promote, rollback = _add_training_commands(commands)
+    remove, check = _add_store_commands(commands)
+    _add_jobs_command(commands)
+    _add_server_commands(commands)
+    background = "run as a job: print its id and return at once (see `searchapp jobs`)"
+    for sub in (index, train, promote, rollback, check, remove):
+        sub.add_argument("--background", action="store_true", help=background)
+    return parser
+
+
+def _add_index_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="index folders, incrementally")
     index.add_argument("paths", nargs="*", metavar="PATH", help="folders or files to index")
     index.add_argument("--beir", metavar="DIR", help="import a BEIR corpus.jsonl instead")
@@ -516,7 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--json", action="store_true", help="print the summary as JSON")
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(func=cmd_index)
+    return index
 
+
+def _add_search_commands(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser("search", help="search the index")
     search.add_argument("query", metavar="QUERY", help="the query, or - to read one per line")
     search.add_argument("--k", type=_at_least_one, default=DEFAULT_RESULTS,
@@ -546,6 +564,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_choice(evaluate, "--fusion", FUSION)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_eval)
+
+
+def _add_store_commands(
+    commands: argparse._SubParsersAction,
+) -> tuple[argparse.ArgumentParser, ...]:
+    """migrate, remove and check; returns the parsers of those that can run as jobs."""
+    migrate = commands.add_parser(
+        "migrate", help="copy this home's store into another database (PostgreSQL), vectors too"
+    )
+    migrate.add_argument(
+        "--to", required=True, metavar="URL",
+        help="the empty target database, e.g. postgresql+psycopg://user@host/db",
+    )  # fmt: skip
+    migrate.add_argument("--json", action="store_true")
+    migrate.add_argument("--quiet", action="store_true", help="no progress bars")
+    migrate.set_defaults(func=cmd_migrate)
+
+    remove = commands.add_parser(
+        "remove", help="forget an indexed folder: its documents leave the index, files stay"
+    )
+    remove.add_argument("folder", metavar="FOLDER", help="the folder, as it was indexed")
+    remove.add_argument("--json", action="store_true")
+    remove.add_argument("--quiet", action="store_true", help="no progress bar")
+    remove.set_defaults(func=cmd_remove)
+
+    check = commands.add_parser("check", help="verify the store; --repair rebuilds from SQL")
+    check.add_argument("--repair", action="store_true",
+                       help="rebuild from SQL what disagrees with it: the keyword indexes, the "
+                            "served generation's vectors (never re-encoded); remove leftover "
+                            "files")  # fmt: skip
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=cmd_check)
+    return remove, check
+
+
+def _add_training_commands(
+    commands: argparse._SubParsersAction,
+) -> tuple[argparse.ArgumentParser, ...]:
+    """train and models; returns the parsers of train, models promote and models rollback."""
+    from indexer.training.options import PairSources, TrainingOptions  # light: no torch
 
     train = commands.add_parser(
         "train", help="fine-tune the model on (query, document) pairs; promote it if better"
@@ -581,32 +639,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
     models.set_defaults(func=cmd_models)
+    return train, promote, models_actions.choices["rollback"]
 
-    migrate = commands.add_parser(
-        "migrate", help="copy this home's store into another database (PostgreSQL), vectors too"
-    )
-    migrate.add_argument(
-        "--to", required=True, metavar="URL",
-        help="the empty target database, e.g. postgresql+psycopg://user@host/db",
-    )  # fmt: skip
-    migrate.add_argument("--json", action="store_true")
-    migrate.add_argument("--quiet", action="store_true", help="no progress bars")
-    migrate.set_defaults(func=cmd_migrate)
 
-    remove = commands.add_parser(
-        "remove", help="forget an indexed folder: its documents leave the index, files stay"
-    )
-    remove.add_argument("folder", metavar="FOLDER", help="the folder, as it was indexed")
-    remove.add_argument("--json", action="store_true")
-    remove.add_argument("--quiet", action="store_true", help="no progress bar")
-    remove.set_defaults(func=cmd_remove)
-
-    check = commands.add_parser("check", help="verify the store; --repair rebuilds from SQL")
-    check.add_argument("--repair", action="store_true",
-                       help="rebuild the vector index file from the stored vectors")  # fmt: skip
-    check.add_argument("--json", action="store_true")
-    check.set_defaults(func=cmd_check)
-
+def _add_jobs_command(commands: argparse._SubParsersAction) -> None:
     jobs = commands.add_parser("jobs", help="list, follow, cancel or resume background jobs")
     jobs_actions = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = jobs_actions.add_parser("list", help="recent jobs, newest first")
@@ -622,10 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true")
     jobs.set_defaults(func=cmd_jobs)
 
-    background = "run as a job: print its id and return at once (see `searchapp jobs`)"
-    for sub in (index, train, promote, models_actions.choices["rollback"], check, remove):
-        sub.add_argument("--background", action="store_true", help=background)
 
+def _add_server_commands(commands: argparse._SubParsersAction) -> None:
     web = commands.add_parser("ui", help="start the web UI (Streamlit)")
     web.add_argument("--port", type=int, default=8501)
     web.add_argument("--address", default="127.0.0.1",
@@ -642,7 +676,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1,
                        help="server processes (each loads the model once)")  # fmt: skip
     serve.set_defaults(func=cmd_serve)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
-"""Search: dense (FAISS, or pgvector on PostgreSQL), keyword (FTS5 BM25, or PostgreSQL's
-full-text search) and hybrid (the two rankings fused).
+"""Search: dense (the home's vector store: FAISS, or pgvector on PostgreSQL), keyword (its keyword
+store: BM25 by Tantivy or FTS5, or over PostgreSQL's postings) and hybrid (the two rankings fused).
 
 Hybrid fuses by a blend of the two rankings' min-max normalised scores (the default), or by
 reciprocal rank fusion (``fusion="rrf"``); see ``searchapp.choices.FUSION``.
@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from searchapp.choices import DEFAULT_RESULTS, FUSION, SEARCH_MODE
+from searchapp.choices import DEFAULT_RESULTS, FUSION, MAX_RESULTS, SEARCH_MODE
 from searchapp.encoder import Encoder
 from searchapp.errors import InvalidOptionError
 from searchapp.onnx_encoder import OnnxEncoder
@@ -383,38 +383,15 @@ class Searcher:
         served model version (``ModelVersion.dense_weight``), or by ``DENSE_WEIGHT``."""
         SEARCH_MODE.check(mode)
         FUSION.check(fusion)
-        if k < 1:
-            raise InvalidOptionError(f"k must be at least 1, got {k}.")
+        if not 1 <= k <= MAX_RESULTS:
+            raise InvalidOptionError(f"k must be between 1 and {MAX_RESULTS}, got {k}.")
         with self._lock, self.db.read() as session:
             self._refresh(session)
             allowed = filters.allowed_documents(session) if filters and filters.active else None
             depth = max(k, _FUSION_DEPTH) if mode == "hybrid" else k
             if allowed is not None:
                 depth *= 4  # filtered-out documents leave room for others
-            texts = [query.strip() for query in queries]
-            dense: list[list[tuple[int, float]]] = [[] for _ in queries]
-            keyword: list[list[tuple[int, float]]] = [[] for _ in queries]
-            vectors = None
-            encoding = None
-            if mode == "dense" and any(texts):
-                vectors = self._query_encoder().encode([text or " " for text in texts])
-            elif mode == "hybrid" and any(texts):
-                # Encoded in a thread while the keyword index answers (both release the GIL):
-                # hybrid waits for the slower of the two, not for their sum.
-                encoder = self._query_encoder()
-                encoding = self._encoding_thread.submit(
-                    encoder.encode, [text or " " for text in texts]
-                )
-            if mode in ("keyword", "hybrid"):
-                limit = depth * _CHUNKS_PER_DOCUMENT
-                keyword = [self.keywords.search(session, query, limit) for query in queries]
-            if encoding is not None:
-                vectors = encoding.result()
-            if vectors is not None:
-                dense = [
-                    self._dense_chunks(session, vector, depth) if text else []
-                    for text, vector in zip(texts, vectors, strict=True)
-                ]
+            dense, keyword, vectors = self._rankings(session, queries, mode, depth)
             answers = []
             for i, query in enumerate(queries):
                 # One statement for both rankings' chunks. A single ranking holds about a page of
@@ -422,17 +399,9 @@ class Searcher:
                 candidates = [chunk_id for chunk_id, _ in dense[i]]
                 candidates += [chunk_id for chunk_id, _ in keyword[i]]
                 rows = chunk_rows(session, candidates, text=mode != "hybrid")
-                dense_ranked = best_chunk_per_document(session, dense[i], rows)
-                keyword_ranked = best_chunk_per_document(session, keyword[i], rows)
-                if mode == "dense":
-                    ranked = dense_ranked
-                elif mode == "keyword":
-                    ranked = keyword_ranked
-                elif fusion == "rrf":
-                    ranked = reciprocal_rank_fusion([dense_ranked, keyword_ranked])
-                else:
-                    weight = self.dense_weight if dense_weight is None else dense_weight
-                    ranked = score_blend(dense_ranked, keyword_ranked, weight)
+                ranked = self._fused(
+                    session, dense[i], keyword[i], rows, mode, fusion, dense_weight
+                )
                 if allowed is not None:
                     ranked = [item for item in ranked if item[0] in allowed]
                 vector = vectors[i] if vectors is not None else None
@@ -441,6 +410,58 @@ class Searcher:
                     rows = chunk_rows(session, [chunk_id for _, chunk_id, _ in page])
                 answers.append(self._results(session, query, page, rows, vector))
             return answers
+
+    def _rankings(
+        self, session: Session, queries: Sequence[str], mode: str, depth: int
+    ) -> tuple[list[list[tuple[int, float]]], list[list[tuple[int, float]]], np.ndarray | None]:
+        """Each query's dense and keyword rankings of chunks, as (chunk id, score), ``depth``
+        documents deep, and the query vectors (None in keyword mode)."""
+        texts = [query.strip() for query in queries]
+        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        keyword: list[list[tuple[int, float]]] = [[] for _ in queries]
+        vectors = None
+        encoding = None
+        if mode == "dense" and any(texts):
+            vectors = self._query_encoder().encode([text or " " for text in texts])
+        elif mode == "hybrid" and any(texts):
+            # Encoded in a thread while the keyword index answers (both release the GIL):
+            # hybrid waits for the slower of the two, not for their sum.
+            encoder = self._query_encoder()
+            encoding = self._encoding_thread.submit(encoder.encode, [text or " " for text in texts])
+        if mode in ("keyword", "hybrid"):
+            limit = depth * _CHUNKS_PER_DOCUMENT
+            keyword = [self.keywords.search(session, query, limit) for query in queries]
+        if encoding is not None:
+            vectors = encoding.result()
+        if vectors is not None:
+            dense = [
+                self._dense_chunks(session, vector, depth) if text else []
+                for text, vector in zip(texts, vectors, strict=True)
+            ]
+        return dense, keyword, vectors
+
+    def _fused(
+        self,
+        session: Session,
+        dense: Sequence[tuple[int, float]],
+        keyword: Sequence[tuple[int, float]],
+        rows: dict[int, Sequence],
+        mode: str,
+        fusion: str,
+        dense_weight: float | None,
+    ) -> list[tuple[int, int, float]]:
+        """One query's documents, best first: its chunks collapsed to documents, then the
+        rankings the mode asks for fused."""
+        dense_ranked = best_chunk_per_document(session, dense, rows)
+        keyword_ranked = best_chunk_per_document(session, keyword, rows)
+        if mode == "dense":
+            return dense_ranked
+        if mode == "keyword":
+            return keyword_ranked
+        if fusion == "rrf":
+            return reciprocal_rank_fusion([dense_ranked, keyword_ranked])
+        weight = self.dense_weight if dense_weight is None else dense_weight
+        return score_blend(dense_ranked, keyword_ranked, weight)
 
     def more_like_this(self, document_id: int, k: int = DEFAULT_RESULTS) -> list[SearchResult]:
         """Documents closest to ``document_id`` itself (its chunks' mean vector as the query)."""

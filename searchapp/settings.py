@@ -1,8 +1,9 @@
-"""Where searchapp keeps its data, and the knobs that shape an index.
+"""Where searchapp keeps its data, the knobs that shape an index, and the environment variables.
 
 The data directory (the "home") holds the database, the vector index files and trained models. It is
 chosen by ``--home``, then the ``SEARCHAPP_HOME`` environment variable, then a per-user data
-directory.
+directory. Every environment variable searchapp reads is a ``Variable`` of ``ENVIRONMENT``, stated
+once; docs/OPTIONS.md lists them with every command's options (``searchapp.options_table``).
 """
 
 from __future__ import annotations
@@ -13,15 +14,43 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
 
-from searchapp.choices import BACKEND, KEYWORD_ENGINE, QUERY_BACKEND
+from searchapp.choices import BACKEND, KEYWORD_ENGINE, QUERY_BACKEND, Choice
 from searchapp.errors import NoIndexError, PathNotFoundError
 
-HOME_ENV = "SEARCHAPP_HOME"
-DATABASE_ENV = "SEARCHAPP_DATABASE_URL"
-BACKEND_ENV = "SEARCHAPP_BACKEND"
-QUERY_BACKEND_ENV = "SEARCHAPP_QUERY_BACKEND"
-KEYWORD_ENGINE_ENV = "SEARCHAPP_KEYWORD_ENGINE"
-CACHE_ENV = "SEARCHAPP_CACHE"
+
+@dataclass(frozen=True)
+class Variable:
+    """An environment variable searchapp reads, stated once (docs/OPTIONS.md lists them all)."""
+
+    name: str
+    help: str
+    choice: Choice | None = None
+
+    def get(self) -> str | None:
+        """Its value (checked against its choice, whose default it falls back to), or None."""
+        value = os.environ.get(self.name) or None
+        if self.choice is not None:
+            return self.choice.check(value or self.choice.default)
+        return value
+
+
+HOME = Variable("SEARCHAPP_HOME", "the home (database, index files, models) when --home is not "
+                "given; else the per-user data folder")  # fmt: skip
+DATABASE = Variable("SEARCHAPP_DATABASE_URL", "the database when --database-url is not given "
+                    "(postgresql+psycopg://…); else SQLite in the home")  # fmt: skip
+BACKEND_VARIABLE = Variable("SEARCHAPP_BACKEND", BACKEND.help, BACKEND)
+QUERY_BACKEND_VARIABLE = Variable("SEARCHAPP_QUERY_BACKEND", QUERY_BACKEND.help, QUERY_BACKEND)
+KEYWORD_ENGINE_VARIABLE = Variable("SEARCHAPP_KEYWORD_ENGINE", KEYWORD_ENGINE.help, KEYWORD_ENGINE)
+CACHE = Variable("SEARCHAPP_CACHE", "the cache of model exports and OCR text, shared by every "
+                 "home; else the platform's cache folder")  # fmt: skip
+API_TOKEN = Variable("SEARCHAPP_API_TOKEN", "the bearer token `searchapp serve` asks for (needed "
+                     "beyond loopback)")  # fmt: skip
+ENVIRONMENT = (HOME, DATABASE, BACKEND_VARIABLE, QUERY_BACKEND_VARIABLE, KEYWORD_ENGINE_VARIABLE,
+               CACHE, API_TOKEN)  # fmt: skip
+
+HOME_ENV, DATABASE_ENV, CACHE_ENV = HOME.name, DATABASE.name, CACHE.name
+BACKEND_ENV, QUERY_BACKEND_ENV = BACKEND_VARIABLE.name, QUERY_BACKEND_VARIABLE.name
+KEYWORD_ENGINE_ENV, TOKEN_ENV = KEYWORD_ENGINE_VARIABLE.name, API_TOKEN.name
 DATABASE_FILE = "searchapp.db"
 
 DEFAULT_IGNORE = (
@@ -100,7 +129,7 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         """The user's cache: ``$SEARCHAPP_CACHE``, else the platform's cache folder."""
-        cache = os.environ.get(CACHE_ENV) or user_cache_dir("searchapp", appauthor=False)
+        cache = CACHE.get() or user_cache_dir("searchapp", appauthor=False)
         return Path(cache).expanduser()
 
     @property
@@ -114,7 +143,7 @@ class Settings:
         ``create=False`` is for commands that only read: a home that does not exist (a mistyped
         ``--home``) is refused with ``NoIndexError`` and nothing is created.
         """
-        chosen = home or os.environ.get(HOME_ENV) or user_data_dir("searchapp", appauthor=False)
+        chosen = home or HOME.get() or user_data_dir("searchapp", appauthor=False)
         path = Path(chosen).expanduser().resolve()
         if path.exists() and not path.is_dir():
             raise PathNotFoundError(
@@ -122,7 +151,7 @@ class Settings:
                 f"or set {HOME_ENV} to a directory."
             )
         database = path / DATABASE_FILE
-        url = os.environ.get(DATABASE_ENV) or f"sqlite:///{database}"
+        url = DATABASE.get() or f"sqlite:///{database}"
         if create:
             path.mkdir(parents=True, exist_ok=True)
         elif not path.is_dir() or (url.endswith(f"/{database}") and not database.is_file()):
@@ -130,8 +159,6 @@ class Settings:
                 f"There is no searchapp index at {path}: check --home (or {HOME_ENV}), "
                 "or index a folder there first with `searchapp index FOLDER`."
             )
-        backend = BACKEND.check(os.environ.get(BACKEND_ENV) or BACKEND.default)
-        queries = QUERY_BACKEND.check(os.environ.get(QUERY_BACKEND_ENV) or QUERY_BACKEND.default)
-        engine = KEYWORD_ENGINE.check(os.environ.get(KEYWORD_ENGINE_ENV) or KEYWORD_ENGINE.default)
-        return cls(home=path, database_url=url, backend=backend, query_backend=queries,
-                   keyword_engine=engine)  # fmt: skip
+        return cls(home=path, database_url=url, backend=BACKEND_VARIABLE.get(),
+                   query_backend=QUERY_BACKEND_VARIABLE.get(),
+                   keyword_engine=KEYWORD_ENGINE_VARIABLE.get())  # fmt: skip

@@ -118,3 +118,14 @@ def test_the_core_never_reaches_the_command_line_or_the_ui_at_run_time(tmp_path:
     assert "indexer.pipeline" in loaded and "searchapp.store.vectors.faiss" in loaded
     faces = [m for m in loaded if m == "searchapp.cli" or m == "ui" or m.startswith("ui.")]
     assert faces == []
+
+
+def test_the_options_table_in_the_docs_is_what_the_code_states() -> None:
+    from searchapp.options_table import markdown
+
+    written = (REPO / "docs" / "OPTIONS.md").read_text(encoding="utf-8")
+    assert written == markdown(), "regenerate: python -m searchapp.options_table > docs/OPTIONS.md"
+    assert "`SEARCHAPP_KEYWORD_ENGINE` | auto, fts5 |" in written
+    assert (
+        "### `searchapp models promote`" in written and "`--gate {by-document,two-part}`" in written
+    )

@@ -1,8 +1,20 @@
-"""The README's two set-up commands are the ones the project actually uses."""
+"""The README's two set-up commands are the ones the project actually uses, and its examples run
+as written (against the shipped sample: ``~/notes`` and ``~/papers`` are two of its folders in a
+home directory of the test's own)."""
 
 from __future__ import annotations
 
-from tests.conftest import REPO
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from searchapp.jobs import ACTIVE
+from tests.conftest import DATA, REPO
 
 
 def _command_lines(text: str) -> list[str]:
@@ -46,3 +58,63 @@ def test_test_command_installs_chromium_and_tesseract_when_missing_then_runs_pyt
     )
     assert "pip install torch==2.13.0 && .venv/bin/pip install -e '.[dev]'" in test
     assert test.endswith("python -m pytest")
+
+
+# Examples that run until stopped, each tested where it is built.
+NOT_RUN_HERE = {
+    "searchapp index ~/notes --watch": "tests/test_jobs.py (a watched folder)",
+    "searchapp ui --port 8501": "tests/test_ui_browser.py (the UI in a real browser)",
+}
+
+
+def _usage_examples() -> list[str]:
+    """The command lines of the README's "Using it" block, without their comments."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Using it", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [re.sub(r"\s+#.*$", "", line).strip() for line in block.strip().splitlines()]
+
+
+def _run(line: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env,
+                          cwd=env["HOME"], timeout=600, check=False)  # fmt: skip
+    assert done.returncode == 0, f"{line}\n{done.stderr}"
+    return done
+
+
+def test_the_readme_examples_work_as_written(tmp_path: Path) -> None:
+    examples = _usage_examples()
+    assert set(NOT_RUN_HERE) <= set(examples)  # a changed example is run, or listed here
+    user = tmp_path / "user"
+    shutil.copytree(DATA / "docs" / "bees", user / "notes")
+    shutil.copytree(DATA / "docs" / "coffee", user / "papers")
+    (user / "notes" / "drafts").mkdir()
+    (user / "notes" / "drafts" / "unfinished.md").write_text("# Draft\nA varroa note, unfinished.")
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "HOME": str(user), "SEARCHAPP_HOME": str(tmp_path / "home"),
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}  # fmt: skip
+    out = {}
+    for line in examples:
+        if line in NOT_RUN_HERE:
+            continue
+        out[line] = _run(line, env).stdout
+        if "--background" in line:  # the job runs on: wait for it, as a user would
+            deadline = time.monotonic() + 600
+            while any(job["state"] in ACTIVE for job in _jobs(env)):
+                assert time.monotonic() < deadline, "the background index run did not end"
+                time.sleep(0.5)
+    assert "added" in out["searchapp index ~/notes ~/papers"]
+    assert "unfinished" not in out['searchapp search "how do I get rid of varroa mites" --k 5']
+    assert "Varroa" in out['searchapp search "how do I get rid of varroa mites" --k 5']
+    keyword = json.loads(out['searchapp search "varroa" --mode keyword --json'])
+    assert keyword["results"] and "Varroa" in keyword["results"][0]["title"]
+    lines = out["printf 'query one\\nquery two\\n' | searchapp search - --json"].splitlines()
+    assert [json.loads(line)["query"] for line in lines] == ["query one", "query two"]
+    assert "index" in out["searchapp jobs list"]
+    # After ``remove ~/papers`` the coffee notes are out of the index, and still on disk.
+    after = json.loads(_run('searchapp search "espresso grind" --json', env).stdout)
+    assert all("/papers/" not in result["path"] for result in after["results"])
+    assert (user / "papers").is_dir() and any((user / "papers").iterdir())
+
+
+def _jobs(env: dict[str, str]) -> list[dict]:
+    return json.loads(_run("searchapp jobs list --json", env).stdout)

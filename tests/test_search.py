@@ -78,8 +78,10 @@ def test_bad_mode_and_k_are_refused(sample_searcher: Searcher) -> None:
         sample_searcher.search("bees", mode="fuzzy")
     with pytest.raises(InvalidOptionError, match="Unknown fusion 'max'"):
         sample_searcher.search("bees", fusion="max")
-    with pytest.raises(InvalidOptionError, match="k must be at least 1"):
-        sample_searcher.search("bees", k=0)
+    for k in (0, 1001):  # the cap the API, the UI and the command line share (MAX_RESULTS)
+        with pytest.raises(InvalidOptionError, match=f"k must be between 1 and 1000, got {k}"):
+            sample_searcher.search("bees", k=k)
+    assert len(sample_searcher.search("bees", k=1000, mode="keyword")) >= 1
 
 
 def test_cli_json_output_for_scripts(cli, sample_home: Settings) -> None:  # type: ignore[no-untyped-def]

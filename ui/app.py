@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from searchapp.jobs import list_jobs
-from ui import index_page, search_page, status_page, train_page
+from ui import index_page, jobs_panel, search_page, status_page, train_page
 from ui.resources import database, searcher
 
 PAGES = {
@@ -20,7 +20,7 @@ PAGES = {
 }
 
 
-@st.fragment(run_every=2.0)
+@st.fragment(run_every=jobs_panel.REFRESH_SECONDS)
 def running_jobs() -> None:
     """Every browser session sees the work in progress, whichever page or tab started it."""
     running = [view for view in list_jobs(database(), limit=20) if view.active]

@@ -20,6 +20,7 @@ from searchapp.operations import CheckResult, RemoveResult, ServedResult, WatchR
 from searchapp.status import by_reason
 from ui.resources import database, markdown_text, settings
 
+# How often the job views look again: the panel of a page, and the sidebar's line per job.
 REFRESH_SECONDS = 1.0
 RECENT = 5
 

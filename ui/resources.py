@@ -8,7 +8,7 @@ import re
 import streamlit as st
 
 from searchapp.search import Searcher
-from searchapp.settings import Settings
+from searchapp.settings import HOME_ENV, Settings
 from searchapp.store.database import Database
 
 
@@ -20,7 +20,7 @@ def get_searcher(home: str | None) -> Searcher:
 
 
 def searcher() -> Searcher:
-    return get_searcher(os.environ.get("SEARCHAPP_HOME"))
+    return get_searcher(os.environ.get(HOME_ENV))
 
 
 def settings() -> Settings:

@@ -6,7 +6,7 @@ from datetime import datetime, time
 
 import streamlit as st
 
-from searchapp.choices import DEFAULT_RESULTS, SEARCH_MODE
+from searchapp.choices import DEFAULT_RESULTS, MAX_RESULTS, SEARCH_MODE
 from searchapp.errors import NoIndexError, SearchappError
 from searchapp.feedback import feedback_for, record_feedback, undo_feedback
 from searchapp.search import SearchFilters, SearchResult
@@ -108,7 +108,7 @@ def render() -> None:
             horizontal=True,
             key="mode",
         )
-        page = right.number_input("Results", min_value=1, max_value=100, value=PAGE_SIZE)
+        page = right.number_input("Results", min_value=1, max_value=MAX_RESULTS, value=PAGE_SIZE)
         filters = _filters()
         submitted = st.form_submit_button("Search")
     if submitted:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from indexer.training.options import GATES, PairSources, TrainingOptions, TrainOptions
-from searchapp.choices import LOSS, POOLING
+from indexer.training.options import PairSources, TrainingOptions, TrainOptions
+from searchapp.choices import GATE, LOSS, POOLING
 from searchapp.feedback import feedback_counts
 from searchapp.operations import PromoteOptions, RollbackOptions
 from searchapp.search import DENSE_WEIGHT
@@ -80,7 +80,7 @@ def render() -> None:
         )  # fmt: skip
         gate = st.radio(
             "Gate: the new version is served when it is better with confidence on",
-            GATES, index=GATES.index(TrainingOptions.gate), horizontal=True,
+            GATE.values, index=GATE.values.index(GATE.default), horizontal=True,
             format_func=GATE_LABELS.get,
         )  # fmt: skip
         force = st.checkbox("Serve the new version even if it is not better")

@@ -235,7 +235,7 @@ def evaluate_generation(
 def _qrels(judgements: Iterable[Judgement]) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     for j in judgements:
-        if j.doc_id is not None and j.score >= 0.5:
+        if j.relevant_document:
             qrels.setdefault(j.query, {})[str(j.doc_id)] = 1
     return qrels
 

@@ -88,7 +88,7 @@ def lineage(db: Database, version_id: int) -> list[int]:
 def _relevant(judgements: Iterable[Judgement]) -> dict[str, set[int]]:
     found: dict[str, set[int]] = {}
     for j in judgements:
-        if j.score >= 0.5 and j.doc_id is not None:
+        if j.relevant_document:
             found.setdefault(j.query, set()).add(j.doc_id)
     return found
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from indexer.training.mining import MinedQuery
-from searchapp.choices import LOSS
+from searchapp.choices import LOSS, RELEVANT_SCORE
 
 TRIPLET_MARGIN = 0.3
 CONTRASTIVE_MARGIN = 0.5
@@ -45,7 +45,7 @@ def training_rows(loss: str, mined: Sequence[MinedQuery]) -> dict[str, list]:
             rows["sentence1"].append(item.query)
             rows["sentence2"].append(passage)
             if loss == "contrastive":
-                rows[column].append(1 if score >= 0.5 else 0)
+                rows[column].append(int(score >= RELEVANT_SCORE))
             else:
                 rows[column].append(float(score))
     return rows

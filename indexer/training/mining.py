@@ -51,7 +51,7 @@ def mine(
     positives: dict[str, list[Judgement]] = defaultdict(list)
     given_negatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for j in judgements:
-        if j.score >= 0.5:
+        if j.relevant:
             positives[j.query].append(j)
         else:
             given_negatives[j.query].append((j.text, j.score))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from searchapp.choices import LOSS
+from searchapp.choices import GATE, LOSS, MINE_FROM
 from searchapp.errors import InvalidOptionError
 
 
@@ -25,10 +25,6 @@ class PairSources:
     @property
     def empty(self) -> bool:
         return not self.files and self.beir is None
-
-
-MINE_FROM = ("dense", "hybrid")
-GATES = ("by-document", "two-part")
 
 
 @dataclass(frozen=True)
@@ -49,8 +45,7 @@ class TrainingOptions:
         metadata={"flag": "--negatives", "help": "hard negatives mined per query", "metavar": "N"},
     )
     mine_from: str = field(
-        default="dense",
-        metadata={"help": "the ranking hard negatives are mined from", "choices": MINE_FROM},
+        default=MINE_FROM.default, metadata={"help": MINE_FROM.help, "choices": MINE_FROM.values}
     )
     false_negative: float = field(
         default=0.0,
@@ -69,16 +64,7 @@ class TrainingOptions:
             "multiple of the new ones (0: none)"
         },
     )
-    gate: str = field(
-        default="two-part",
-        metadata={
-            "help": "two-part: better with confidence on held-out queries about documents it "
-            "trains on, and not worse with confidence on held-out queries whose documents no "
-            "training query cites (or on --eval-beir's); by-document: better with confidence "
-            "on those",
-            "choices": GATES,
-        },
-    )
+    gate: str = field(default=GATE.default, metadata={"help": GATE.help, "choices": GATE.values})
     min_gain: float = field(
         default=0.0,
         metadata={"help": "nDCG@10 gain the whole confidence interval must clear to be served"},
@@ -112,12 +98,8 @@ class TrainingOptions:
             raise InvalidOptionError(
                 f"false_negative must be 0 (off) or a share below 1, got {self.false_negative}."
             )
-        if self.mine_from not in MINE_FROM:
-            raise InvalidOptionError(
-                f"Unknown ranking to mine from {self.mine_from!r}: choose dense or hybrid."
-            )
-        if self.gate not in GATES:
-            raise InvalidOptionError(f"Unknown gate {self.gate!r}: choose by-document or two-part.")
+        MINE_FROM.check(self.mine_from)
+        GATE.check(self.gate)
         if self.replay < 0:
             raise InvalidOptionError(f"replay must be 0 or more, got {self.replay}.")
         if not 0.5 <= self.confidence < 1.0:

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from searchapp.beir import read_jsonl, read_qrels, read_queries
+from searchapp.choices import RELEVANT_SCORE
 from searchapp.errors import PairsError, PathNotFoundError
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, Feedback
@@ -31,6 +32,16 @@ class Judgement:
     text: str
     score: float
     doc_id: int | None = None
+
+    @property
+    def relevant(self) -> bool:
+        """A positive: judged at least ``RELEVANT_SCORE`` (a 👍, or a graded score from there)."""
+        return self.score >= RELEVANT_SCORE
+
+    @property
+    def relevant_document(self) -> bool:
+        """A positive about an indexed document."""
+        return self.relevant and self.doc_id is not None
 
 
 @dataclass
@@ -197,7 +208,7 @@ def split_by_document(
     judgements = list(judgements)
     relevant: dict[str, set[int]] = {}
     for j in judgements:
-        if j.score >= 0.5 and j.doc_id is not None:
+        if j.relevant_document:
             relevant.setdefault(j.query, set()).add(j.doc_id)
     groups = _groups(relevant)
     random.Random(seed).shuffle(groups)
@@ -232,7 +243,7 @@ def split_seen(
     train = list(train)
     relevant: dict[str, set[int]] = {}
     for j in train:
-        if j.score >= 0.5 and j.doc_id is not None:
+        if j.relevant_document:
             relevant.setdefault(j.query, set()).add(j.doc_id)
     rng = random.Random(seed)
     groups = [sorted(group) for group in _groups(relevant) if len(group) > 1]

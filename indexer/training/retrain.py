@@ -128,7 +128,7 @@ def split_pairs(
     if options.gate == "two-part":
         wanted = round(counted(pairs.judgements)["queries"] * options.held_out)
         train, seen = split_seen(train, wanted, options.seed)
-    if not any(j.score >= 0.5 for j in train):
+    if not any(j.relevant for j in train):
         raise PairsError(
             "No usable training pairs: give a pairs file, --beir DIR, or 👍 feedback "
             f"({len(pairs.skipped)} rows were skipped)."
@@ -143,7 +143,7 @@ def split_pairs(
 
 def counted(judgements: list[Judgement]) -> dict[str, int]:
     """How many queries, and relevant indexed documents, ``judgements`` hold."""
-    relevant = [j for j in judgements if j.score >= 0.5 and j.doc_id is not None]
+    relevant = [j for j in judgements if j.relevant_document]
     return {
         "queries": len({j.query for j in relevant}),
         "documents": len({j.doc_id for j in relevant}),

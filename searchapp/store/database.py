@@ -221,9 +221,14 @@ class Database:
         )
 
     def revision(self, session: Session) -> int:
-        # Handed to the driver as written: asked before every search, where SQLAlchemy's layers
-        # cost more than the query itself.
-        return session.connection().exec_driver_sql(_REVISION_SQL).scalar_one()
+        return store_revision(session)
+
+
+def store_revision(session: Session) -> int:
+    """The store's revision in ``session``'s snapshot: moved by every change of chunks and every
+    promotion. Handed to the driver as written: asked before every search, where SQLAlchemy's
+    layers cost more than the query itself."""
+    return session.connection().exec_driver_sql(_REVISION_SQL).scalar_one()
 
 
 def _configure_sqlite(engine: Engine) -> None:

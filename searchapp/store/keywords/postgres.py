@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
+from searchapp.store.database import store_revision
 from searchapp.store.keywords.analyzer import chunk_words, query_words
 from searchapp.store.keywords.base import ChunkText, KeywordStore
 from searchapp.store.schema import Chunk, Document
@@ -35,7 +36,7 @@ class PostgresKeywords(KeywordStore):
         self._stats: tuple[int, int, float] | None = None  # (revision, chunks, mean words)
 
     def _collection(self, session: Session) -> tuple[int, float]:
-        revision = session.execute(text("SELECT revision FROM store_state")).scalar() or 0
+        revision = store_revision(session)
         if self._stats is None or self._stats[0] != revision:
             chunks, mean = session.execute(
                 text("SELECT count(*), coalesce(avg(tokens), 0) FROM chunk_terms")
