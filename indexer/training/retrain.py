@@ -26,7 +26,13 @@ from indexer.generations import (
     start_generation,
 )
 from indexer.training.fine_tune import fine_tune
-from indexer.training.gate import decide, evaluate_generation, fit_blend, score_judgements
+from indexer.training.gate import (
+    GateDecision,
+    decide,
+    evaluate_generation,
+    fit_blend,
+    score_judgements,
+)
 from indexer.training.history import record_pairs, replay_pairs, standing_set
 from indexer.training.losses import training_rows
 from indexer.training.mining import mine
@@ -43,6 +49,7 @@ from indexer.training.pairs import (
 )
 from searchapp.encoder import EncoderSpec
 from searchapp.errors import PairsError
+from searchapp.evaluation import Metrics
 from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.search import Searcher
 from searchapp.settings import Settings
@@ -201,6 +208,52 @@ def build_candidate_generation(
     return version, generation
 
 
+def _judgements(
+    db: Database, sources: PairSources, served: ModelVersion, options: TrainingOptions
+) -> tuple[PairSet, list[Judgement], list[Judgement], list[Judgement], list[Judgement],
+           list[Judgement]]:  # fmt: skip
+    """The pairs read, then the judgements split: new training ones, those held out (about
+    documents no training query cites, and about trained documents: ``seen``), the earlier
+    training queries replayed, and the standing set of earlier held-out queries."""
+    resolver = DocumentResolver(db)
+    pairs = load_pairs(db, sources, resolver)
+    new, held_out, seen = split_pairs(pairs, options)
+    replayed = replay_pairs(
+        db, resolver, served.id, new, [*held_out, *seen], options.replay, options.seed
+    )
+    standing = standing_set(db, resolver, [*new, *replayed], [*held_out, *seen])
+    return pairs, new, held_out, seen, replayed, standing
+
+
+def _judge(
+    settings: Settings,
+    db: Database,
+    generations: tuple[int, int],
+    held_out: list[Judgement],
+    seen: list[Judgement],
+    standing: list[Judgement],
+    options: TrainingOptions,
+) -> tuple[Metrics, Metrics, GateDecision]:
+    """The served generation and the candidate's, scored on the queries neither trained on; the
+    gate's decision. ``generations`` is (served, candidate)."""
+    served, candidate = generations
+    before = evaluate_generation(settings, db, served, held_out, options)
+    after = evaluate_generation(settings, db, candidate, held_out, options)
+    standing_scores = None
+    if standing:
+        standing_scores = (
+            score_judgements(settings, db, served, standing),
+            score_judgements(settings, db, candidate, standing),
+        )
+    seen_scores = None
+    if options.gate == "two-part":
+        seen_scores = (
+            score_judgements(settings, db, served, seen),
+            score_judgements(settings, db, candidate, seen),
+        )
+    return before, after, decide(before, after, options, standing_scores, seen_scores)
+
+
 def retrain(
     settings: Settings,
     sources: PairSources,
@@ -220,14 +273,8 @@ def retrain(
         with db.read() as session:
             served_generation, served = require_active_generation(session)
 
-        resolver = DocumentResolver(db)
-        pairs = load_pairs(db, sources, resolver)
-        new, held_out, seen = split_pairs(pairs, options)
-        replayed = replay_pairs(
-            db, resolver, served.id, new, [*held_out, *seen], options.replay, options.seed
-        )
+        pairs, new, held_out, seen, replayed, standing = _judgements(db, sources, served, options)
         train = [*new, *replayed]
-        standing = standing_set(db, resolver, train, [*held_out, *seen])
 
         searcher = Searcher(settings, db, generation_id=served_generation.id)
         mined = mine(
@@ -253,21 +300,9 @@ def retrain(
             settings, db, spec, served, name, progress=progress
         )
 
-        before = evaluate_generation(settings, db, served_generation.id, held_out, options)
-        after = evaluate_generation(settings, db, generation.id, held_out, options)
-        standing_scores = None
-        if standing:
-            standing_scores = (
-                score_judgements(settings, db, served_generation.id, standing),
-                score_judgements(settings, db, generation.id, standing),
-            )
-        seen_scores = None
-        if options.gate == "two-part":
-            seen_scores = (
-                score_judgements(settings, db, served_generation.id, seen),
-                score_judgements(settings, db, generation.id, seen),
-            )
-        decision = decide(before, after, options, standing_scores, seen_scores)
+        before, after, decision = _judge(
+            settings, db, (served_generation.id, generation.id), held_out, seen, standing, options
+        )
         kept = decision.standing.to_json() if decision.standing else {}
         on_seen = decision.seen.to_json() if decision.seen else {}
         untrained = [*held_out, *seen, *standing]  # queries the candidate was not trained on

@@ -29,7 +29,10 @@ _FETCH_BATCH = 500
 
 
 class Vectors(Protocol):
-    """The searchable vectors of one generation, keyed by chunk id."""
+    """The searchable vectors of one generation, keyed by chunk id.
+
+    ``session`` is the caller's snapshot, for a backend that reads the vectors where SQL keeps
+    them (pgvector); one that holds them in memory (a FAISS file, loaded) leaves it unused."""
 
     dimension: int
 
