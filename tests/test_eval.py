@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from searchapp.beir import read_qrels
 from searchapp.settings import Settings
 from tests.conftest import REPO
 
-# 40 SciFact test queries, their judged abstracts and 300 others; see its README.md.
+# 40 SciFact test queries, their judged abstracts and 300 others, and the 87 train queries whose
+# abstracts are among them; see its README.md.
 SCIFACT_SLICE = REPO / "tests" / "data" / "scifact-slice"
 
 
@@ -78,3 +80,49 @@ def test_training_gated_on_an_evaluation_set_names_it(cli, tmp_path: Path) -> No
     assert version["decided_on"].endswith(
         f"queries of the evaluation set {SCIFACT_SLICE} (test split)"
     )
+
+
+def test_the_gate_serves_a_training_that_helps_and_refuses_one_that_does_not(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path
+) -> None:
+    """Decided on merit, never forced: trained on the slice's 87 train queries and gated on its
+    40 test queries (an evaluation set no training query is in), the candidate is served; trained
+    on the same queries each paired with another query's abstract, it is not."""
+    untrained = tmp_path / "untrained"
+    assert cli("--home", untrained, "index", "--beir", SCIFACT_SLICE, "--quiet").code == 0
+    gate = ("--gate", "by-document", "--eval-beir", SCIFACT_SLICE, "--eval-split", "test",
+            "--epochs", "2", "--json", "--quiet")  # fmt: skip
+    corpus = {json.loads(line)["_id"]: json.loads(line) for line in
+              (SCIFACT_SLICE / "corpus.jsonl").read_text().splitlines()}  # fmt: skip
+    queries = {json.loads(line)["_id"]: json.loads(line)["text"] for line in
+               (SCIFACT_SLICE / "queries.jsonl").read_text().splitlines()}  # fmt: skip
+    judged = [(queries[q], corpus[doc]) for q, docs in read_qrels(SCIFACT_SLICE, "train").items()
+              for doc in docs]  # fmt: skip
+    assert len({query for query, _ in judged}) == 87
+
+    for outcome in ("served", "refused"):
+        home = tmp_path / outcome
+        shutil.copytree(untrained, home)
+        before = json.loads(cli("--home", home, "models", "list", "--json").out)
+        if outcome == "served":
+            run = cli("--home", home, "train", "--beir", SCIFACT_SLICE, "--split", "train", *gate)
+        else:  # every positive is another query's abstract
+            shuffled = tmp_path / "shuffled.jsonl"
+            shuffled.write_text("".join(
+                json.dumps({"query": query, "positive": judged[(i + 7) % len(judged)][1]["text"]})
+                + "\n" for i, (query, _) in enumerate(judged)
+            ))  # fmt: skip
+            run = cli("--home", home, "train", shuffled, *gate)
+        assert run.code == 0, run.err
+        report = json.loads(run.out)
+        low = report["gate"]["interval"][0]  # of the gain
+        served = [v["id"] for v in json.loads(cli("--home", home, "models", "list", "--json").out)
+                  if v["status"] == "active"]  # fmt: skip
+        if outcome == "served":
+            assert report["promoted"] and low > 0, report["reason"]
+            assert report["after"]["ndcg@10"] > report["before"]["ndcg@10"]
+            assert served == [report["version"]]
+        else:
+            assert not report["promoted"] and low <= 0, report["reason"]
+            assert "not better with 95% confidence" in report["reason"]
+            assert served == [v["id"] for v in before if v["status"] == "active"]
