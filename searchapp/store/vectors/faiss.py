@@ -2,8 +2,7 @@
 
 The file is a cache of the ``embeddings`` table. Each save writes a new file under a name of its own
 (temporary file, fsync, rename, directory fsync); then one SQL transaction records its name,
-checksum, vector count and highest chunk id, and only after that commit is the previous file
-deleted. So the file SQL names is always complete and never changes under a reader, and a crash
+checksum, vector count and kind, and only after that commit is the previous file deleted. So the file SQL names is always complete and never changes under a reader, and a crash
 anywhere in between leaves at worst a file no generation names, removed by the next writer. On open
 the file is verified and reconciled with SQL; any mismatch is repaired from the stored embeddings,
 never by re-encoding.
