@@ -251,6 +251,11 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         options = conn.get_execution_options()
-        # Set on every transaction: a pooled connection serves readers and the writer in turn.
-        conn.exec_driver_sql(f"PRAGMA query_only={int(options.get('sqlite_query_only', False))}")
+        # A pooled connection serves readers and the writer in turn: set when it changes (kept
+        # with the driver's connection), not once more before every search.
+        read_only = bool(options.get("sqlite_query_only", False))
+        state = conn.connection.info
+        if state.get("query_only") is not read_only:
+            conn.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+            state["query_only"] = read_only
         conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")

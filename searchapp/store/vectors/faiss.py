@@ -2,10 +2,11 @@
 
 The file is a cache of the ``embeddings`` table. Each save writes a new file under a name of its own
 (temporary file, fsync, rename, directory fsync); then one SQL transaction records its name,
-checksum, vector count and kind, and only after that commit is the previous file deleted. So the file SQL names is always complete and never changes under a reader, and a crash
-anywhere in between leaves at worst a file no generation names, removed by the next writer. On open
-the file is verified and reconciled with SQL; any mismatch is repaired from the stored embeddings,
-never by re-encoding.
+checksum, vector count and kind, and only after that commit is the previous file deleted. So the
+file SQL names is always complete and never changes under a reader, and a crash anywhere in between
+leaves at worst a file no generation names, removed by the next writer. On open the file is
+verified and reconciled with SQL; any mismatch is repaired from the stored embeddings, never by
+re-encoding.
 """
 
 from __future__ import annotations
@@ -323,12 +324,7 @@ class FaissFiles(VectorStore):
         index: VectorIndex | None = None
         if path is not None and generation.checksum is not None:
             try:
-                index = VectorIndex.load(
-                    path,
-                    checksum=generation.checksum,
-                    count=generation.vector_count,
-                    dimension=dimension,
-                )
+                index = self._load_recorded(path, generation, dimension)
             except CorruptIndexError as error:
                 reason = str(error)
                 if not path.exists():  # a writer saved again after our snapshot named this file
@@ -365,6 +361,14 @@ class FaissFiles(VectorStore):
         ids, found = fetch_vectors(session, generation_id, missing, vectors.dimension)
         vectors.add(ids, found)
         return len(ids), removed
+
+    @staticmethod
+    def _load_recorded(path: Path, generation: IndexGeneration, dimension: int) -> VectorIndex:
+        """The file SQL names, verified against what SQL recorded of it."""
+        assert generation.checksum is not None
+        return VectorIndex.load(
+            path, checksum=generation.checksum, count=generation.vector_count, dimension=dimension
+        )
 
     def _load_successor(self, generation: IndexGeneration, dimension: int) -> VectorIndex | None:
         """The newest other file of this generation, if one reads: a reader whose snapshot named
@@ -417,12 +421,7 @@ class FaissFiles(VectorStore):
         if path is None or generation.checksum is None:
             return Check("index file", False, "no index file saved yet")
         try:
-            index = VectorIndex.load(
-                path,
-                checksum=generation.checksum,
-                count=generation.vector_count,
-                dimension=dimension,
-            )
+            index = self._load_recorded(path, generation, dimension)
         except CorruptIndexError as error:
             return Check("index file", False, str(error))
         ids = index.ids()
