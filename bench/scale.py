@@ -122,8 +122,8 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
     queries = [texts[q] for q in sorted(read_qrels(args.beir, "test"))]
     searcher = Searcher(Settings.load(args.work, create=False))
     searcher.search(queries[0], k=10, mode="hybrid")  # load the model and the index
-    result: dict[str, object] = {"index_kind": searcher._index.kind,
-                                 "index_params": searcher._index.params}  # fmt: skip
+    result: dict[str, object] = {"index_kind": searcher.vector_index.kind,
+                                 "index_params": searcher.vector_index.params}  # fmt: skip
     for mode in ("dense", "keyword", "hybrid"):
         times = []
         for query in queries:
@@ -136,9 +136,9 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         }
     result["peak_rss_mb"] = _peak_rss_mb()  # what serving these queries took
     vectors = searcher.encoder.encode(queries)
-    _, found = searcher._index.search(vectors, 10)
+    _, found = searcher.vector_index.search(vectors, 10)
     with searcher.db.read() as session:
-        generation_id = searcher._generation_id
+        generation_id = searcher.generation_id
         ids, matrix = fetch_vectors(session, generation_id, live_chunk_ids(session, generation_id),
                                     vectors.shape[1])  # fmt: skip
     exact = faiss.IndexIDMap2(faiss.IndexFlatIP(matrix.shape[1]))

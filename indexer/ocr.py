@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 
 from searchapp.errors import NotADocument, UnreadableFileError
+from searchapp.settings import usable_cores
 
 INSTALL_HINT = (
     "install Tesseract (Debian/Ubuntu: apt install tesseract-ocr; macOS: brew install tesseract)"
@@ -106,7 +107,7 @@ def ocr_pages(
         on_page()
         return text
 
-    workers = max(1, min(len(missing), os.cpu_count() or 1))
+    workers = max(1, min(len(missing), usable_cores()))
     if workers == 1:
         texts.update((number, read(number)) for number in missing)
     else:

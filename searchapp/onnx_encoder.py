@@ -32,6 +32,7 @@ import numpy as np
 
 from searchapp.encoder import EncoderSpec, model_fingerprint
 from searchapp.errors import ModelMismatchError, SearchappError
+from searchapp.settings import usable_cores
 
 MANIFEST = "manifest.json"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -240,7 +241,7 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=spec.max_seq_length)
         self.tokenizer.no_padding()
-        self._infer = self._open(folder / "model.onnx", threads or os.cpu_count() or 1)
+        self._infer = self._open(folder / "model.onnx", threads or usable_cores())
 
     def _open(self, model: Path, threads: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
         """The function that runs ``model`` on a batch: inputs by name -> last hidden state."""

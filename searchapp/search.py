@@ -244,6 +244,17 @@ def score_blend(
     return [(document_id, best[document_id][1], score) for document_id, score in ordered]
 
 
+@dataclass
+class _Served:
+    """The generation being searched: its model version, backend, vectors and query encoder."""
+
+    generation_id: int
+    version: ModelVersion
+    backend: str
+    index: Vectors
+    encoder: Encoder | OnnxEncoder | None = None  # loaded on first use
+
+
 class Searcher:
     """Answers queries against a home's served generation; load once, search many times.
 
@@ -262,12 +273,8 @@ class Searcher:
         self.pinned_generation = generation_id
         self.db = db or Database(settings.database_url, lock_path=settings.write_lock_path)
         self._lock = threading.RLock()
-        self._generation_id: int | None = None
         self._revision = -1
-        self._version: ModelVersion | None = None
-        self._backend = "torch"
-        self._encoder: Encoder | OnnxEncoder | None = None
-        self._index: Vectors | None = None
+        self._served: _Served | None = None
         self.last_sync: SyncReport | None = None
 
     @property
@@ -275,18 +282,17 @@ class Searcher:
         """The model of the generation being searched, loaded on first use (keyword search
         needs none, so a one-shot keyword query never imports torch)."""
         with self._lock, self.db.read() as session:
-            self._refresh(session)
-            return self._query_encoder()
+            return self._query_encoder(self._refresh(session))
 
     @property
     def vector_index(self) -> Vectors | None:
         """The vector index of the generation searched last (None before the first search)."""
-        return self._index
+        return self._served.index if self._served is not None else None
 
     @property
     def generation_id(self) -> int | None:
         """The generation searched last."""
-        return self._generation_id
+        return self._served.generation_id if self._served is not None else None
 
     @cached_property
     def _encoding_thread(self) -> ThreadPoolExecutor:
@@ -305,38 +311,38 @@ class Searcher:
     @property
     def dense_weight(self) -> float:
         """The blend's weight of the dense ranking for the served version."""
-        fitted = self._version.dense_weight if self._version is not None else None
+        fitted = self._served.version.dense_weight if self._served is not None else None
         return fitted if fitted is not None else DENSE_WEIGHT
 
-    def _query_encoder(self) -> Encoder | OnnxEncoder:
-        if self._encoder is None:
-            assert self._version is not None
-            self._encoder = query_encoder_for(
-                self._version, self._backend, self.settings.backends_dir,
+    def _query_encoder(self, served: _Served) -> Encoder | OnnxEncoder:
+        if served.encoder is None:
+            served.encoder = query_encoder_for(
+                served.version, served.backend, self.settings.backends_dir,
                 self.settings.query_backend,
             )  # fmt: skip
-        return self._encoder
+        return served.encoder
 
-    def _refresh(self, session: Session) -> None:
+    def _refresh(self, session: Session) -> _Served:
         """Follow the served generation and any chunk changes made by other processes."""
         revision = self.db.revision(session)
-        if self._index is not None and revision == self._revision:
-            return  # nothing committed since: every write and every promotion moves the revision
+        served = self._served
+        if served is not None and revision == self._revision:
+            return served  # nothing committed since: every write and every promotion moves it
         generation, version = require_active_generation(session, self.pinned_generation)
-        if generation.id != self._generation_id or self._index is None:
-            self._version, self._backend, self._encoder = version, generation.backend, None
-            self._index, self.last_sync = self._vectors.open(session, generation, version.dimension)
-            self._generation_id = generation.id
-        elif revision != self._revision:
-            self._vectors.reconcile(session, self._index, generation.id)
+        if served is None or generation.id != served.generation_id:
+            index, self.last_sync = self._vectors.open(session, generation, version.dimension)
+            served = self._served = _Served(generation.id, version, generation.backend, index)
+        else:
+            self._vectors.reconcile(session, served.index, generation.id)
         self._revision = revision
+        return served
 
     def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The vectors of these chunks in the generation being searched (those it holds)."""
         with self._lock, self.db.read() as session:
-            if self._index is None:
+            if self._served is None:
                 return {}
-            return self._index.vectors_of(chunk_ids, session=session)
+            return self._served.index.vectors_of(chunk_ids, session=session)
 
     def best_chunk(
         self, document_id: int, query_vector: np.ndarray
@@ -386,12 +392,12 @@ class Searcher:
         if not 1 <= k <= MAX_RESULTS:
             raise InvalidOptionError(f"k must be between 1 and {MAX_RESULTS}, got {k}.")
         with self._lock, self.db.read() as session:
-            self._refresh(session)
+            served = self._refresh(session)
             allowed = filters.allowed_documents(session) if filters and filters.active else None
             depth = max(k, _FUSION_DEPTH) if mode == "hybrid" else k
             if allowed is not None:
                 depth *= 4  # filtered-out documents leave room for others
-            dense, keyword, vectors = self._rankings(session, queries, mode, depth)
+            dense, keyword, vectors = self._rankings(session, served, queries, mode, depth)
             answers = []
             for i, query in enumerate(queries):
                 # One statement for both rankings' chunks. A single ranking holds about a page of
@@ -408,11 +414,11 @@ class Searcher:
                 page = ranked[:k]
                 if mode == "hybrid":
                     rows = chunk_rows(session, [chunk_id for _, chunk_id, _ in page])
-                answers.append(self._results(session, query, page, rows, vector))
+                answers.append(self._results(session, served, query, page, rows, vector))
             return answers
 
     def _rankings(
-        self, session: Session, queries: Sequence[str], mode: str, depth: int
+        self, session: Session, served: _Served, queries: Sequence[str], mode: str, depth: int
     ) -> tuple[list[list[tuple[int, float]]], list[list[tuple[int, float]]], np.ndarray | None]:
         """Each query's dense and keyword rankings of chunks, as (chunk id, score), ``depth``
         documents deep, and the query vectors (None in keyword mode)."""
@@ -422,11 +428,11 @@ class Searcher:
         vectors = None
         encoding = None
         if mode == "dense" and any(texts):
-            vectors = self._query_encoder().encode([text or " " for text in texts])
+            vectors = self._query_encoder(served).encode([text or " " for text in texts])
         elif mode == "hybrid" and any(texts):
             # Encoded in a thread while the keyword index answers (both release the GIL):
             # hybrid waits for the slower of the two, not for their sum.
-            encoder = self._query_encoder()
+            encoder = self._query_encoder(served)
             encoding = self._encoding_thread.submit(encoder.encode, [text or " " for text in texts])
         if mode in ("keyword", "hybrid"):
             limit = depth * _CHUNKS_PER_DOCUMENT
@@ -435,7 +441,7 @@ class Searcher:
             vectors = encoding.result()
         if vectors is not None:
             dense = [
-                self._dense_chunks(session, vector, depth) if text else []
+                self._dense_chunks(session, served.index, vector, depth) if text else []
                 for text, vector in zip(texts, vectors, strict=True)
             ]
         return dense, keyword, vectors
@@ -466,35 +472,34 @@ class Searcher:
     def more_like_this(self, document_id: int, k: int = DEFAULT_RESULTS) -> list[SearchResult]:
         """Documents closest to ``document_id`` itself (its chunks' mean vector as the query)."""
         with self._lock, self.db.read() as session:
-            self._refresh(session)
-            assert self._index is not None
+            served = self._refresh(session)
             chunk_ids = session.scalars(select(Chunk.id).where(Chunk.document_id == document_id))
-            vectors = list(self._index.vectors_of(list(chunk_ids), session=session).values())
+            vectors = list(served.index.vectors_of(list(chunk_ids), session=session).values())
             if not vectors:
                 return []
             query = np.mean(vectors, axis=0)
             query /= np.linalg.norm(query) or 1.0
-            ranked = best_chunk_per_document(session, self._dense_chunks(session, query, k + 1))
+            nearest = self._dense_chunks(session, served.index, query, k + 1)
+            ranked = best_chunk_per_document(session, nearest)
             ranked = [item for item in ranked if item[0] != document_id][:k]
             title = session.scalar(select(Document.title).where(Document.id == document_id))
             rows = chunk_rows(session, [chunk_id for _, chunk_id, _ in ranked])
-            return self._results(session, title or "", ranked, rows, query)
+            return self._results(session, served, title or "", ranked, rows, query)
 
     def matching_chunks(
         self, document_ids: Sequence[int], query: str, n: int = 3
     ) -> dict[int, list[tuple[str, float]]]:
         """Each document's ``n`` chunks most similar to ``query``, as (text, similarity)."""
         with self._lock, self.db.read() as session:
-            self._refresh(session)
-            assert self._index is not None
-            vector = self._query_encoder().encode([query.strip() or " "])[0]
+            served = self._refresh(session)
+            vector = self._query_encoder(served).encode([query.strip() or " "])[0]
             chunks = session.execute(
                 select(Chunk.document_id, Chunk.id, Chunk.text)
                 .where(Chunk.document_id.in_(list(document_ids)))
                 .order_by(Chunk.ordinal)
             ).all()
             scored: dict[int, list[tuple[str, float]]] = {i: [] for i in document_ids}
-            vectors = self._index.vectors_of(
+            vectors = served.index.vectors_of(
                 [chunk_id for _, chunk_id, _ in chunks], session=session
             )
             for document_id, chunk_id, text in chunks:
@@ -506,21 +511,20 @@ class Searcher:
             for i, found in scored.items()
         }
 
+    @staticmethod
     def _dense_chunks(
-        self, session: Session, vector: np.ndarray, depth: int
+        session: Session, index: Vectors, vector: np.ndarray, depth: int
     ) -> list[tuple[int, float]]:
         """The best chunks for ``depth`` documents, as (chunk id, similarity), best first."""
-        assert self._index is not None
-        if not len(self._index):
+        if not len(index):
             return []
-        scores, ids = self._index.search(
-            vector[None, :], depth * _CHUNKS_PER_DOCUMENT, session=session
-        )
+        scores, ids = index.search(vector[None, :], depth * _CHUNKS_PER_DOCUMENT, session=session)
         return [(int(c), float(s)) for c, s in zip(ids[0], scores[0], strict=True) if c >= 0]
 
     def _results(
         self,
         session: Session,
+        served: _Served,
         query: str,
         ranked: Sequence[tuple[int, int, float]],
         rows: dict[int, Sequence],
@@ -532,8 +536,8 @@ class Searcher:
             return []
         chunk_ids = [chunk_id for _, chunk_id, _ in ranked]
         vectors = {}
-        if query_vector is not None and self._index is not None:
-            vectors = self._index.vectors_of(chunk_ids, session=session)
+        if query_vector is not None:
+            vectors = served.index.vectors_of(chunk_ids, session=session)
         results = []
         for document_id, chunk_id, score in ranked:
             row = rows.get(chunk_id)

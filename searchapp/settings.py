@@ -53,6 +53,16 @@ BACKEND_ENV, QUERY_BACKEND_ENV = BACKEND_VARIABLE.name, QUERY_BACKEND_VARIABLE.n
 KEYWORD_ENGINE_ENV, TOKEN_ENV = KEYWORD_ENGINE_VARIABLE.name, API_TOKEN.name
 DATABASE_FILE = "searchapp.db"
 
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (``taskset``, a container's cpuset),
+    which ``os.cpu_count()`` ignores; every runtime's thread count starts from it."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
 DEFAULT_IGNORE = (
     "node_modules",
     "__pycache__",

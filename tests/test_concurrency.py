@@ -35,7 +35,7 @@ READER = textwrap.dedent(
             results, error = [], f"{type(exc).__name__}: {exc}"
         print(json.dumps({
             "ms": (time.perf_counter() - started) * 1000,
-            "generation": searcher._generation_id,
+            "generation": searcher.generation_id,
             "paths": [r.path for r in results],
             "error": error,
         }), flush=True)

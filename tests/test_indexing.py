@@ -106,7 +106,7 @@ def test_vector_ids_equal_live_chunk_ids_after_edits(docs_copy: Path, home: Sett
         embedded = sorted(live_chunk_ids(session, generation.id).tolist())
         assert session.query(Embedding).count() == len(chunk_ids)
     assert embedded == chunk_ids
-    assert sorted(searcher._index.ids().tolist()) == chunk_ids
+    assert sorted(searcher.vector_index.ids().tolist()) == chunk_ids
 
 
 def test_chunk_ids_are_never_reused(docs_copy: Path, home: Settings) -> None:

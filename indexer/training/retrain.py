@@ -68,6 +68,8 @@ HISTORY_FILE = "training.json"
 
 
 _NOT_JSON = frozenset({"skipped", "losses"})
+_GATE_RECORD = ("before", "after", "gate", "held_out", "standing", "blend", "gate_rule", "seen",
+                "held_out_seen", "eval_set")  # fmt: skip
 
 
 @dataclass
@@ -90,6 +92,8 @@ class TrainingReport:
     seen: dict[str, object] = field(default_factory=dict)  # two-part: on trained documents
     held_out_seen: dict[str, int] = field(default_factory=dict)  # their queries and documents
     replayed: dict[str, int] = field(default_factory=dict)  # earlier queries and pairs mixed in
+    eval_set: str | None = None  # "DIR (S split)" when gated on --eval-beir's queries
+    blend: dict[str, float] = field(default_factory=dict)  # hybrid nDCG@10 by dense weight
     dense_weight: float | None = None  # hybrid's blend weight fitted for the candidate
     seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -99,6 +103,10 @@ class TrainingReport:
         """Every field but the skipped rows (printed apart) and the loss curve (in history)."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_JSON}
         return {**data, "seconds": round(self.seconds, 1)}
+
+    def gate_record(self) -> dict[str, object]:
+        """What the version keeps of its training (``metrics_json``; ``VersionRow.metrics``)."""
+        return {name: getattr(self, name) for name in _GATE_RECORD}
 
     @classmethod
     def from_json(cls, data: dict) -> TrainingReport:
@@ -303,51 +311,33 @@ def retrain(
         before, after, decision = _judge(
             settings, db, (served_generation.id, generation.id), held_out, seen, standing, options
         )
-        kept = decision.standing.to_json() if decision.standing else {}
-        on_seen = decision.seen.to_json() if decision.seen else {}
         untrained = [*held_out, *seen, *standing]  # queries the candidate was not trained on
         weight, curve = None, {}
         if counted(untrained)["queries"] >= options.min_queries:
             weight, curve = fit_blend(settings, db, generation.id, untrained, options.confidence)
-        eval_set = (
-            f"{options.eval_beir} ({options.eval_split} split)" if options.eval_beir else None
-        )
+        report = TrainingReport(
+            version=version.id, loss=options.loss, pooling=spec.pooling, layer=spec.layer,
+            pairs_used=used, pairs_skipped=len(pairs.skipped),
+            before=before.to_json(), after=after.to_json(),
+            promoted=decision.promote, reason=decision.reason, passed_gate=decision.passed,
+            gate=decision.comparison.to_json(), held_out=counted(held_out),
+            standing=decision.standing.to_json() if decision.standing else {},
+            gate_rule=options.gate,
+            seen=decision.seen.to_json() if decision.seen else {}, held_out_seen=counted(seen),
+            eval_set=f"{options.eval_beir} ({options.eval_split} split)"
+            if options.eval_beir else None,
+            blend={str(w): round(v, 6) for w, v in curve.items()}, dense_weight=weight,
+            replayed={"queries": len({j.query for j in replayed}), "pairs": len(replayed)},
+            skipped=pairs.skipped, losses=history,
+        )  # fmt: skip
         with db.write() as session:
             row = require_version(session, version.id)
-            row.metrics_json = json.dumps({
-                "before": before.to_json(), "after": after.to_json(),
-                "gate": decision.comparison.to_json(), "held_out": counted(held_out),
-                "standing": kept, "blend": {str(w): round(v, 6) for w, v in curve.items()},
-                "gate_rule": options.gate, "seen": on_seen, "held_out_seen": counted(seen),
-                "eval_set": eval_set,
-            })  # fmt: skip
+            row.metrics_json = json.dumps(report.gate_record())
             row.dense_weight = weight
             record_pairs(session, version.id, new, [*held_out, *seen])
         if decision.promote:
             activate(db, generation.id)
         else:
             drop_generation(db, settings, generation.id)
-    return TrainingReport(
-        version=version.id,
-        loss=options.loss,
-        pooling=spec.pooling,
-        layer=spec.layer,
-        pairs_used=used,
-        pairs_skipped=len(pairs.skipped),
-        before=before.to_json(),
-        after=after.to_json(),
-        promoted=decision.promote,
-        reason=decision.reason,
-        passed_gate=decision.passed,
-        gate=decision.comparison.to_json(),
-        held_out=counted(held_out),
-        standing=kept,
-        gate_rule=options.gate,
-        seen=on_seen,
-        held_out_seen=counted(seen),
-        dense_weight=weight,
-        replayed={"queries": len({j.query for j in replayed}), "pairs": len(replayed)},
-        seconds=time.perf_counter() - started,
-        skipped=pairs.skipped,
-        losses=history,
-    )
+    report.seconds = time.perf_counter() - started
+    return report

@@ -109,9 +109,8 @@ class TantivyKeywords:
 
     def search(self, query: str, limit: int) -> list[tuple[int, float]]:
         """Best chunks as (chunk id, BM25 score); call after ``matches`` said yes."""
-        assert self._index is not None
         terms_of_query = query_words(query)
-        searcher = self._index.searcher()
+        searcher = self._opened().searcher()
         total = searcher.num_docs - 1  # live chunks, less the position's document
         counted = searcher.doc_freq("every", 1)  # by Tantivy: the deleted documents too
         terms = []
@@ -199,8 +198,7 @@ class TantivyKeywords:
                 )
             )
             doomed = tantivy.Query.term_set_query(self.schema, "chunk", [_POSITION, *touched])
-            assert self._index is not None  # read by ``position``
-            deleted = self._deleted + self._index.searcher().search(doomed, 1, count=True).count
+            deleted = self._deleted + self._opened().searcher().search(doomed, 1, count=True).count
             if deleted > _STALE_SHARE * (session.scalar(select(func.count(Chunk.id))) or 0):
                 return self._rebuild(db, session, wanted, progress)
             writer = self._writer()
@@ -252,10 +250,14 @@ class TantivyKeywords:
             writer.add_document(tantivy.Document(chunk=chunk_id, every=1, body=text_words))
         return [chunk_id for chunk_id, _, _ in rows]
 
-    def _writer(self) -> tantivy.IndexWriter:
+    def _opened(self) -> tantivy.Index:
+        """The index, opened first if it is not (``matches`` and ``position`` open it)."""
         if self._index is None:
             self._index = self._open()
-        return self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
+        return self._index
+
+    def _writer(self) -> tantivy.IndexWriter:
+        return self._opened().writer(heap_size=_WRITER_HEAP, num_threads=1)
 
     def _commit(self, writer: tantivy.IndexWriter, position: int, deleted: int) -> None:
         """The changes and the new position, in one commit; then let go of the writer."""
