@@ -19,8 +19,9 @@ from indexer.pipeline import (
     SourceDocument,
     index_sources,
 )
+from searchapp.base_models import requested_model
 from searchapp.beir import BeirDocument, count_corpus, read_corpus
-from searchapp.encoder import EncoderSpec, requested_spec
+from searchapp.encoder import EncoderSpec
 from searchapp.errors import NotADocument
 from searchapp.operations import ImportOptions
 from searchapp.progress import NO_PROGRESS, Progress
@@ -99,5 +100,5 @@ def import_beir(
 
 def run_import(settings: Settings, options: ImportOptions, progress: Progress) -> IndexSummary:
     """The ``import`` operation."""
-    spec = requested_spec(options.pooling, options.layer)
+    spec = requested_model(settings, options.model, options.pooling, options.layer)
     return import_beir(settings, options.beir, spec=spec, progress=progress)

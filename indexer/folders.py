@@ -29,7 +29,8 @@ from indexer.pipeline import (
     index_sources,
 )
 from indexer.walk import Ignored, Skipped, walk_files
-from searchapp.encoder import EncoderSpec, requested_spec
+from searchapp.base_models import requested_model
+from searchapp.encoder import EncoderSpec
 from searchapp.errors import (
     InvalidOptionError,
     NotADocument,
@@ -175,7 +176,7 @@ def index_folders(
 
 def run_index(settings: Settings, options: IndexOptions, progress: Progress) -> IndexSummary:
     """The ``index`` operation."""
-    spec = requested_spec(options.pooling, options.layer)
+    spec = requested_model(settings, options.model, options.pooling, options.layer)
     return index_folders(settings, options.paths, spec=spec, ignore=options.ignore,
                          progress=progress)  # fmt: skip
 

@@ -95,11 +95,19 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise InvalidOptionError("searchapp index: --watch watches folders, not a --beir corpus.")
     if args.watch:
         return _watch(args)
+    model = None
+    if args.model:
+        from searchapp.base_models import locate, recorded_name
+
+        locate(args.model)  # a model that cannot be found creates nothing, not even the home
+        model = recorded_name(args.model)
     if args.beir:
-        name, options = "import", ImportOptions(_absolute(args.beir), args.pooling, args.layer)
+        name, options = "import", ImportOptions(_absolute(args.beir), args.pooling, args.layer,
+                                                model)  # fmt: skip
     else:
         paths = tuple(map(_absolute, args.paths))
-        name, options = "index", IndexOptions(paths, tuple(args.ignore), args.pooling, args.layer)
+        name, options = "index", IndexOptions(paths, tuple(args.ignore), args.pooling, args.layer,
+                                              model)  # fmt: skip
     summary = _operate(args, name, options)
     if summary is None:
         return EXIT_OK
@@ -251,6 +259,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from searchapp.encoder import BUNDLED_MODEL_NAME
     from searchapp.operations import PromoteOptions, RollbackOptions
     from searchapp.store.database import Database
     from searchapp.versions import list_versions
@@ -276,6 +285,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                 f"{row.id:>3}  {row.status:<9} {row.pooling:<7} {row.layer or 'final'!s:<5} "
                 f"{row.gate:<16} {row.name}  [{row.fingerprint[:12]}]"
             )
+            if row.base_model != BUNDLED_MODEL_NAME:
+                print(f"{'':>5}from {row.base_model}, {row.dimension} dimensions")
             if row.decided_on != "-":
                 print(f"{'':>5}gate {row.decided_on}")
     return EXIT_OK
@@ -524,6 +535,11 @@ def _add_index_command(commands: argparse._SubParsersAction) -> argparse.Argumen
     index.add_argument("--pooling", choices=POOLING.values, help=new_home)
     index.add_argument("--layer", type=int, metavar="N",
                        help="token embeddings from hidden layer N (default: final)")  # fmt: skip
+    index.add_argument("--model", metavar="NAME_OR_PATH",
+                       help="a new home's model: a sentence-transformers folder, or a model name "
+                       "(from the Hugging Face cache, or downloaded unless $HF_HUB_OFFLINE is "
+                       "set); its pooling, maximum length and prompts come with it (default: the "
+                       "bundled all-MiniLM-L6-v2)")  # fmt: skip
     _add_fields(index, Settings, override=True)
     index.add_argument("--watch", action="store_true",
                        help="keep indexing: re-index the folders whenever a file in them changes, "

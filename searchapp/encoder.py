@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from searchapp.errors import InvalidOptionError, ModelMismatchError, PathNotFoun
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 DEFAULT_MAX_SEQ_LENGTH = 256
+MAX_SEQ_LENGTH = 512  # a longer model window still reads chunks of at most this many tokens
+
+Role = Literal["query", "document"]  # which prompt a text takes (EncoderSpec.prompt)
 
 
 def bundled_model_path() -> Path:
@@ -30,17 +34,20 @@ def bundled_model_path() -> Path:
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """What defines a model version's vectors: weights, pooling, layer and sequence length.
+    """What defines a model version's vectors: weights, pooling, layer, sequence length, prompts.
 
-    ``path`` is a directory of transformer weights, or None for the bundled backbone. ``layer``
+    ``path`` is a sentence-transformers model folder, or None for the bundled backbone. ``layer``
     None means the final layer; an integer N takes token embeddings from hidden layer N (1-based,
-    as in ``output_hidden_states[N]``).
+    as in ``output_hidden_states[N]``). ``query_prompt`` and ``document_prompt`` are put before
+    every query and every document (e5's "query: " and "passage: ").
     """
 
     path: str | None = None
     pooling: str = POOLING.default
     layer: int | None = None
     max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+    query_prompt: str = ""
+    document_prompt: str = ""
 
     def __post_init__(self) -> None:
         POOLING.check(self.pooling)
@@ -48,10 +55,13 @@ class EncoderSpec:
             raise InvalidOptionError(
                 f"Layer must be 1 or more (got {self.layer}); omit it for the final layer."
             )
-        if not 8 <= self.max_seq_length <= 512:
+        if not 8 <= self.max_seq_length <= MAX_SEQ_LENGTH:
             raise InvalidOptionError(
-                f"max_seq_length must be between 8 and 512, got {self.max_seq_length}."
+                f"max_seq_length must be between 8 and {MAX_SEQ_LENGTH}, got {self.max_seq_length}."
             )
+
+    def prompt(self, role: Role) -> str:
+        return self.query_prompt if role == "query" else self.document_prompt
 
     @property
     def weights_dir(self) -> Path:
@@ -139,15 +149,21 @@ class Encoder:
 
     @property
     def max_content_tokens(self) -> int:
-        """Tokens left for text once the [CLS] and [SEP] tokens are added."""
-        return self.spec.max_seq_length - 2
+        """Tokens left for a document's text once the special tokens ([CLS], [SEP]) and the
+        document prompt are added."""
+        added = self.tokenizer(self.spec.document_prompt)["input_ids"]
+        return self.spec.max_seq_length - len(added)
 
-    def encode(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
-        """Embed ``texts``; returns a float32 array of shape (len(texts), dimension)."""
+    def encode(
+        self, texts: list[str], *, batch_size: int = 64, role: Role = "document"
+    ) -> np.ndarray:
+        """Embed ``texts`` as documents or as queries (each with its prompt); returns a float32
+        array of shape (len(texts), dimension)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
             texts,
+            prompt=self.spec.prompt(role) or None,
             batch_size=batch_size,
             convert_to_numpy=True,
             normalize_embeddings=True,
@@ -198,6 +214,9 @@ def model_fingerprint(spec: EncoderSpec, dimension: int, layers_used: int) -> st
     # saved model already cut to N layers is the same model as its parent cut at layer N.
     settings["layer"] = layers_used
     settings.pop("path")
+    for prompt in ("query_prompt", "document_prompt"):  # versions made before prompts: unchanged
+        if not settings[prompt]:
+            settings.pop(prompt)
     payload = _weights_digest(str(spec.weights_dir)) + json.dumps(settings, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -242,4 +261,6 @@ def _load_model_folder(spec: EncoderSpec):  # type: ignore[no-untyped-def]
             "changed after it was registered. Serve another version."
         )
     model.max_seq_length = spec.max_seq_length
+    # The prompts are the record's, given to each encode by role: none is added behind its back.
+    model.default_prompt_name = None
     return model

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from searchapp.encoder import EncoderSpec, model_fingerprint
+from searchapp.encoder import EncoderSpec, Role, model_fingerprint
 from searchapp.errors import ModelMismatchError, SearchappError
 from searchapp.settings import usable_cores
 
@@ -257,14 +257,19 @@ class OnnxEncoder:
 
     @property
     def max_content_tokens(self) -> int:
-        return self.spec.max_seq_length - 2
+        """Tokens left for a document's text once the special tokens and its prompt are added."""
+        return self.spec.max_seq_length - len(self.tokenizer.encode(self.spec.document_prompt).ids)
 
     BATCH = 64  # texts per call of the runtime
 
-    def encode(self, texts: list[str], *, batch_size: int | None = None) -> np.ndarray:
-        """Embed ``texts``; batches are formed by length so that little padding is encoded."""
+    def encode(
+        self, texts: list[str], *, batch_size: int | None = None, role: Role = "document"
+    ) -> np.ndarray:
+        """Embed ``texts`` as documents or as queries (each with its prompt, as
+        ``Encoder.encode``); batches are formed by length so that little padding is encoded."""
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch(texts)
+        prompt = self.spec.prompt(role)
+        encodings = self.tokenizer.encode_batch([prompt + text for text in texts])
         order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
         size = batch_size or self.BATCH
         batches = [order[start : start + size] for start in range(0, len(texts), size)]

@@ -40,12 +40,14 @@ class _PlainResult:
 
 @dataclass(frozen=True)
 class IndexOptions:
-    """Index folders (or single files), incrementally; ``pooling``/``layer`` shape a new home."""
+    """Index folders (or single files), incrementally; ``model``, ``pooling`` and ``layer``
+    shape a new home (``model``: a sentence-transformers folder or name; None: the bundled one)."""
 
     paths: tuple[str, ...]
     ignore: tuple[str, ...] = ()
     pooling: str | None = None
     layer: int | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -59,6 +61,7 @@ class ImportOptions:
     beir: str
     pooling: str | None = None
     layer: int | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True)

@@ -428,12 +428,16 @@ class Searcher:
         vectors = None
         encoding = None
         if mode == "dense" and any(texts):
-            vectors = self._query_encoder(served).encode([text or " " for text in texts])
+            vectors = self._query_encoder(served).encode(
+                [text or " " for text in texts], role="query"
+            )
         elif mode == "hybrid" and any(texts):
             # Encoded in a thread while the keyword index answers (both release the GIL):
             # hybrid waits for the slower of the two, not for their sum.
             encoder = self._query_encoder(served)
-            encoding = self._encoding_thread.submit(encoder.encode, [text or " " for text in texts])
+            encoding = self._encoding_thread.submit(
+                encoder.encode, [text or " " for text in texts], role="query"
+            )
         if mode in ("keyword", "hybrid"):
             limit = depth * _CHUNKS_PER_DOCUMENT
             keyword = [self.keywords.search(session, query, limit) for query in queries]
@@ -492,7 +496,7 @@ class Searcher:
         """Each document's ``n`` chunks most similar to ``query``, as (text, similarity)."""
         with self._lock, self.db.read() as session:
             served = self._refresh(session)
-            vector = self._query_encoder(served).encode([query.strip() or " "])[0]
+            vector = self._query_encoder(served).encode([query.strip() or " "], role="query")[0]
             chunks = session.execute(
                 select(Chunk.document_id, Chunk.id, Chunk.text)
                 .where(Chunk.document_id.in_(list(document_ids)))

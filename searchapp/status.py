@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from searchapp.encoder import BUNDLED_MODEL_NAME
 from searchapp.store.database import Database
 from searchapp.store.schema import Chunk, Document, ModelVersion, Source
 from searchapp.versions import active_generation
@@ -29,6 +30,8 @@ class StoreStatus:
     fingerprint: str
     pooling: str
     layer: int | None
+    base_model: str  # the model the served version started from (a name or a folder)
+    dimension: int | None
     generation_id: int | None
     backend: str
     documents: int
@@ -81,6 +84,8 @@ def store_status(db: Database) -> StoreStatus:
         fingerprint=version.fingerprint if version else "",
         pooling=version.pooling if version else "",
         layer=version.layer if version else None,
+        base_model=(version.base_model or BUNDLED_MODEL_NAME) if version else "",
+        dimension=version.dimension if version else None,
         generation_id=generation.id if generation else None,
         backend=generation.backend if generation else "",
         documents=documents,

@@ -46,6 +46,8 @@ def spec_of(version: ModelVersion) -> EncoderSpec:
         pooling=version.pooling,
         layer=version.layer,
         max_seq_length=version.max_seq_length,
+        query_prompt=version.query_prompt,
+        document_prompt=version.document_prompt,
     )
 
 
@@ -154,8 +156,11 @@ def register_version(
     name: str,
     status: str,
     parent_id: int | None = None,
+    base_model: str | None = None,
 ) -> ModelVersion:
-    """Record ``encoder`` as a model version, or return the existing one with its fingerprint."""
+    """Record ``encoder`` as a model version, or return the existing one with its fingerprint.
+
+    ``base_model``: the model it started from, as the user named it (None: the bundled one)."""
     fingerprint = encoder.fingerprint
     existing = session.execute(
         select(ModelVersion).where(ModelVersion.fingerprint == fingerprint)
@@ -169,7 +174,10 @@ def register_version(
         pooling=spec.pooling,
         layer=spec.layer,
         max_seq_length=spec.max_seq_length,
+        query_prompt=spec.query_prompt,
+        document_prompt=spec.document_prompt,
         dimension=encoder.dimension,
+        base_model=base_model,
         fingerprint=fingerprint,
         parent_id=parent_id,
         status=status,
@@ -180,10 +188,13 @@ def register_version(
 
 
 def ensure_active_generation(
-    db: Database, spec: EncoderSpec | None = None, backend: str = "auto"
+    db: Database,
+    spec: EncoderSpec | None = None,
+    backend: str = "auto",
+    base_model: str | None = None,
 ) -> tuple[IndexGeneration, ModelVersion]:
     """The served generation; a fresh home gets one for ``spec`` (default: the bundled model),
-    embedded by ``backend``.
+    embedded by ``backend``; ``base_model`` names the model ``spec``'s folder was made from.
 
     When the home already serves a model and ``spec`` asks for different pooling or layer, this
     refuses rather than mixing vectors of two models in one index.
@@ -205,8 +216,12 @@ def ensure_active_generation(
         # The bundled model is described by its configuration: PyTorch is loaded only if the
         # backend needs it (or its export is not cached yet).
         model = bundled_model_facts(spec) if spec.path is None else load_encoder(spec)
-        label = f"{BUNDLED_MODEL_NAME} ({spec.pooling}, layer {spec.layer or 'final'})"
-        version = register_version(session, model, name=label, status="active")
+        label = (
+            f"{base_model or BUNDLED_MODEL_NAME} ({spec.pooling}, layer {spec.layer or 'final'})"
+        )
+        version = register_version(
+            session, model, name=label, status="active", base_model=base_model
+        )
         version.status = "active"
         generation = IndexGeneration(
             model_version_id=version.id,
@@ -232,6 +247,8 @@ class VersionRow:
     created_at: datetime
     metrics: dict | None
     dense_weight: float | None = None  # hybrid's blend weight fitted for it; None: the default
+    base_model: str = BUNDLED_MODEL_NAME  # the model it started from (a name or a folder)
+    dimension: int = 384
 
     @property
     def gate(self) -> str:
@@ -266,6 +283,8 @@ class VersionRow:
             "status": self.status,
             "pooling": self.pooling,
             "layer": self.layer,
+            "base_model": self.base_model,
+            "dimension": self.dimension,
             "fingerprint": self.fingerprint,
             "created_at": self.created_at.isoformat(),
             "gate": self.metrics,
@@ -288,6 +307,8 @@ def list_versions(db: Database) -> list[VersionRow]:
                 created_at=v.created_at,
                 metrics=json.loads(v.metrics_json) if v.metrics_json else None,
                 dense_weight=v.dense_weight,
+                base_model=v.base_model or BUNDLED_MODEL_NAME,
+                dimension=v.dimension,
             )
             for v in versions
         ]

@@ -23,6 +23,7 @@ def render() -> None:
     right.metric("Index generation", status.generation_id or "-")
     st.markdown(
         f"**Model version** {status.version_id or '-'}: {status.version_name}  \n"
+        f"base model `{status.base_model or '-'}`, {status.dimension or '-'} dimensions, "
         f"pooling `{status.pooling or '-'}`, layer `{status.layer or 'final'}`, "
         f"backend `{status.backend or '-'}`  \n"
         f"fingerprint `{status.fingerprint or '-'}`"

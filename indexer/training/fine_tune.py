@@ -20,6 +20,16 @@ from searchapp.faults import crash_point
 from searchapp.progress import NO_PROGRESS, Progress
 
 
+def column_prompts(spec: EncoderSpec, rows: dict[str, list]) -> dict[str, str]:
+    """The prompt of each text column: the query's before the first (anchor, sentence1), the
+    document's before the others; none for a model without prompts."""
+    if not (spec.query_prompt or spec.document_prompt):
+        return {}
+    texts = [name for name in rows if name not in ("label", "score")]
+    return {name: spec.query_prompt if i == 0 else spec.document_prompt
+            for i, name in enumerate(texts)}  # fmt: skip
+
+
 def fine_tune(
     spec: EncoderSpec,
     rows: dict[str, list],
@@ -69,6 +79,7 @@ def fine_tune(
         report_to="none",
         seed=options.seed,
         disable_tqdm=True,  # the steps go to ``progress``, like every other stage
+        prompts=column_prompts(spec, rows) or None,
     )
     trainer = SentenceTransformerTrainer(
         model=model,

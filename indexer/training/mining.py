@@ -61,7 +61,7 @@ def mine(
     batches = range(0, len(queries), QUERY_BATCH)
     for start in progress.track(batches, "mine negatives", total=len(batches), unit="batch"):
         batch = queries[start : start + QUERY_BATCH]
-        vectors = encoder.encode(batch)  # the same model, so these are the search's query vectors
+        vectors = encoder.encode(batch, role="query")  # as the search's query vectors
         rankings = searcher.search_many(batch, k=last, mode=mode)
         for query, vector, ranking in zip(batch, vectors, rankings, strict=True):
             relevant = {j.doc_id for j in positives[query] if j.doc_id is not None}

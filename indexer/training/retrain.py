@@ -11,6 +11,7 @@ inactive version and its generation is dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -166,13 +167,12 @@ def counted(judgements: list[Judgement]) -> dict[str, int]:
 
 
 def candidate_spec(served: ModelVersion, options: TrainingOptions) -> EncoderSpec:
-    """The served model's spec with the pooling and layer the options ask for."""
+    """The served model's spec (its prompts too) with the pooling and layer the options ask for."""
     base = spec_of(served)
-    return EncoderSpec(
-        path=base.path,
+    return dataclasses.replace(
+        base,
         pooling=options.pooling or base.pooling,
         layer=options.layer if options.layer is not None else base.layer,
-        max_seq_length=base.max_seq_length,
     )
 
 
@@ -192,7 +192,7 @@ def train_candidate(
     (output / HISTORY_FILE).write_text(
         json.dumps({"options": options.to_json(), "loss_history": history}, indent=2)
     )
-    return EncoderSpec(str(output), spec.pooling, spec.layer, spec.max_seq_length), history
+    return dataclasses.replace(spec, path=str(output)), history
 
 
 def build_candidate_generation(
@@ -207,8 +207,9 @@ def build_candidate_generation(
     """Step 4: register the candidate and embed every chunk with it, beside the served index."""
     with db.write() as session:
         version = register_version(
-            session, load_encoder(spec), name=name, status="candidate", parent_id=served.id
-        )
+            session, load_encoder(spec), name=name, status="candidate", parent_id=served.id,
+            base_model=served.base_model,
+        )  # fmt: skip
     generation = start_generation(db, version, settings.backend)
     # Shared: the gate's evaluation then uses this same model.
     encoder = encoder_for(version, generation.backend, settings.backends_dir)

@@ -130,6 +130,12 @@ class ModelVersion(Base):
     layer: Mapped[int | None] = mapped_column(Integer, default=None)  # None: the final layer
     max_seq_length: Mapped[int] = mapped_column(Integer)
     dimension: Mapped[int] = mapped_column(Integer)
+    # The model it started from, as the user named it (a hub name or a folder); None: the bundled
+    # one. A trained version keeps its parent's.
+    base_model: Mapped[str | None] = mapped_column(Text, default=None)
+    # Put before every query and every document it embeds (e5's "query: ", bge's instruction).
+    query_prompt: Mapped[str] = mapped_column(Text, default="", server_default="")
+    document_prompt: Mapped[str] = mapped_column(Text, default="", server_default="")
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), default=None)
     status: Mapped[str] = mapped_column(String(16), default="candidate")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, create_engine, inspect, text
 
-HEAD = "0008"
+HEAD = "0009"
 BASELINE = "0001"
 FOLDER = Path(__file__).parent
 

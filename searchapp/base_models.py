@@ -1,0 +1,209 @@
+"""A home's base model: any sentence-transformers model, by folder or by name, copied in.
+
+``searchapp index --model NAME_OR_PATH`` starts a new home from it. The model is found first (a
+folder, or a name in the Hugging Face cache, downloaded where the hub can be reached), so that a
+wrong name creates nothing. It is then copied into the home's models folder, which keeps the home
+whole when a cache is cleaned, and its conventions are read from the copy: its pooling, its
+maximum length and the prompts its queries and documents take (``prompts`` in
+``config_sentence_transformers.json``). All of them are part of the model version's fingerprint.
+
+Example::
+
+    folder = locate("intfloat/e5-small-v2")            # before anything is created
+    generation, version = start_home(settings, db, "intfloat/e5-small-v2")
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from searchapp.choices import POOLING
+from searchapp.encoder import MAX_SEQ_LENGTH, EncoderSpec, requested_spec
+from searchapp.errors import InvalidOptionError, ModelMismatchError, PathNotFoundError
+from searchapp.settings import Settings
+from searchapp.store.database import Database
+from searchapp.store.schema import IndexGeneration, ModelVersion
+
+# The names sentence-transformers models give the prompt of the texts searched (e5: "passage").
+DOCUMENT_PROMPTS = ("document", "passage", "corpus", "doc")
+BASE_PREFIX = "base-"  # a base model's copy in the home's models folder
+
+
+def recorded_name(given: str) -> str:
+    """How a version records the model it started from: a folder's absolute path, else the
+    name as given."""
+    path = Path(given).expanduser()
+    return str(path.resolve()) if path.exists() else given
+
+
+def locate(name: str) -> Path:
+    """The local folder of model ``name``: the folder itself, or its snapshot in the Hugging
+    Face cache, downloaded first unless ``HF_HUB_OFFLINE`` is set. A clear error otherwise,
+    before anything is created."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return _complete(path.resolve(), name)
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        raise PathNotFoundError(
+            f"There is no model folder {path}: check the path given to --model."
+        )
+    return _complete(_from_hub(name), name)
+
+
+def _complete(folder: Path, name: str) -> Path:
+    """``folder``, refused unless it holds a model's configuration and weights."""
+    if not folder.is_dir() or not (folder / "config.json").is_file():
+        raise PathNotFoundError(
+            f"{name} is not a model folder (it has no config.json): pass a sentence-transformers "
+            "model folder, or a model name such as sentence-transformers/all-MiniLM-L6-v2."
+        )
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        raise PathNotFoundError(
+            f"The model folder {folder} is incomplete: it has no weights (*.safetensors or "
+            "*.bin). Copy or download the whole model again."
+        )
+    return folder
+
+
+def _from_hub(name: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    try:
+        return Path(snapshot_download(name, local_files_only=offline))
+    except LocalEntryNotFoundError:
+        reach = "HF_HUB_OFFLINE is set" if offline else "the hub cannot be reached from here"
+        raise PathNotFoundError(
+            f"The model {name} is not in this machine's Hugging Face cache and {reach}: download "
+            f"it where the network is reachable (`hf download {name}`, then copy the cache), or "
+            "pass the folder of a saved model to --model."
+        ) from None
+    except (RepositoryNotFoundError, GatedRepoError, HFValidationError) as error:
+        raise PathNotFoundError(
+            f"There is no model {name} that can be downloaded ({type(error).__name__}): check the "
+            "name (as on huggingface.co, e.g. intfloat/e5-small-v2), or log in for a gated "
+            "model (`hf auth login`)."
+        ) from None
+
+
+def import_model(
+    settings: Settings, name: str, pooling: str | None, layer: int | None
+) -> EncoderSpec:
+    """Copy model ``name`` into the home's models folder as a searchapp model (a Transformer, a
+    Pooling and a Normalize module; ``pooling`` replaces its pooling when given) and return its
+    spec: pooling, maximum length and prompts as the model states them."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    folder = locate(name)
+    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    kinds = [type(module) for module in model]
+    if kinds[:2] != [Transformer, Pooling] or any(k is not Normalize for k in kinds[2:]):
+        raise ModelMismatchError(
+            f"{name} is made of {[k.__name__ for k in kinds]}: searchapp runs models of a "
+            "Transformer and a Pooling module (and Normalize); choose another model."
+        )
+    mode = pooling or model[1].get_config_dict()["pooling_mode"]
+    if mode not in POOLING.values:
+        raise ModelMismatchError(
+            f"{name} pools by {mode!r}; searchapp pools by {', '.join(POOLING.values)}: pass "
+            "--pooling to choose one (the model was trained for its own)."
+        )
+    if not model[1].get_config_dict().get("include_prompt", True):
+        raise ModelMismatchError(
+            f"{name} leaves its prompt's tokens out of its pooling, which searchapp does not do "
+            "yet: choose another model."
+        )
+    if pooling is not None:
+        key = list(model._modules)[1]
+        model._modules[key] = Pooling(model[0].get_embedding_dimension(), pooling_mode=pooling)
+    if Normalize not in kinds:  # searchapp's vectors are unit length: the folder says so too
+        model.append(Normalize())
+    prompts = dict(model.prompts or {})
+    default = prompts.get(model.default_prompt_name or "", "")
+    document = next((prompts[n] for n in DOCUMENT_PROMPTS if prompts.get(n)), default)
+    return EncoderSpec(
+        path=str(_saved(settings, name, model)),
+        pooling=mode,
+        layer=layer,
+        max_seq_length=min(model.max_seq_length or MAX_SEQ_LENGTH, MAX_SEQ_LENGTH),
+        query_prompt=prompts.get("query", default),
+        document_prompt=document,
+    )
+
+
+def _saved(settings: Settings, name: str, model) -> Path:  # type: ignore[no-untyped-def]
+    """``model`` saved whole into the home's models folder, under a name made from ``name``."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).name if Path(name).exists() else name)
+    target = settings.models_dir / f"{BASE_PREFIX}{slug.strip('-.') or 'model'}"
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{target.name}.partial-", dir=settings.models_dir))
+    try:
+        model.save(str(work))
+        shutil.rmtree(target, ignore_errors=True)  # a copy a run killed before its record left
+        work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def start_home(
+    settings: Settings,
+    db: Database,
+    name: str,
+    *,
+    pooling: str | None = None,
+    layer: int | None = None,
+) -> tuple[IndexGeneration, ModelVersion]:
+    """The served generation of a home that starts from model ``name``: made now for a new
+    home; an existing home must already serve a version of that model."""
+    from searchapp.versions import active_generation, ensure_active_generation, require_version
+
+    wanted = recorded_name(name)
+    locate(name)  # a wrong name is refused before anything is written
+    with db.writer_lock():
+        with db.read() as session:
+            generation = active_generation(session)
+            served = require_version(session, generation.model_version_id) if generation else None
+        if served is not None:
+            if (served.base_model or "") != wanted:
+                raise InvalidOptionError(
+                    f"This home serves model version {served.id}, made from "
+                    f"{served.base_model or 'the bundled all-MiniLM-L6-v2'}, not {wanted}: "
+                    "use a new --home for that model."
+                )
+            return ensure_active_generation(db, _requested(served, pooling, layer))
+        spec = import_model(settings, name, pooling, layer)
+        return ensure_active_generation(db, spec, settings.backend, base_model=wanted)
+
+
+def _requested(served: ModelVersion, pooling: str | None, layer: int | None) -> EncoderSpec | None:
+    """What ``--pooling``/``--layer`` ask of a home that already serves its model (checked
+    against the served version by ``ensure_active_generation``)."""
+    if pooling is None and layer is None:
+        return None
+    return EncoderSpec(
+        pooling=pooling or served.pooling, layer=layer if layer is not None else served.layer
+    )
+
+
+def requested_model(
+    settings: Settings, model: str | None, pooling: str | None, layer: int | None
+) -> EncoderSpec | None:
+    """What an index run asks of its home's model: with ``model`` (``--model``) the served
+    version is made from it first, or checked; else the bundled model's ``pooling``/``layer``."""
+    if model is None:
+        return requested_spec(pooling, layer)
+    db = Database(settings.database_url, lock_path=settings.write_lock_path)
+    start_home(settings, db, model, pooling=pooling, layer=layer)
+    return None
