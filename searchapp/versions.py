@@ -46,8 +46,8 @@ def spec_of(version: ModelVersion) -> EncoderSpec:
         pooling=version.pooling,
         layer=version.layer,
         max_seq_length=version.max_seq_length,
-        query_prompt=version.query_prompt,
-        document_prompt=version.document_prompt,
+        query_prompt=version.query_prompt or "",  # None: a record not yet flushed
+        document_prompt=version.document_prompt or "",
     )
 
 

@@ -278,6 +278,8 @@ def test_a_home_made_before_backends_existed_is_served_by_torch(tmp_path: Path) 
         connection.execute("DROP INDEX ix_documents_path")  # …nor what 0007 adds
         for column in ("part", "author", "doc_date", "sections", "meta"):
             connection.execute(f"ALTER TABLE documents DROP COLUMN {column}")
+        for column in ("base_model", "query_prompt", "document_prompt"):  # …nor what 0009 adds
+            connection.execute(f"ALTER TABLE model_versions DROP COLUMN {column}")
         connection.execute(
             "INSERT INTO model_versions (id, name, pooling, max_seq_length, dimension, "
             "fingerprint, status, created_at) VALUES (1, 'm', 'mean', 256, 384, 'f', 'active', "
