@@ -422,11 +422,10 @@ class IndexWriter:
 
     @cached_property
     def chunker(self) -> Chunker:
-        return Chunker(
-            self.encoder.tokenizer,
-            min(self.settings.chunk_tokens, self.encoder.max_content_tokens),
-            self.settings.chunk_overlap_tokens,
-        )
+        size = min(self.settings.chunk_tokens, self.encoder.max_content_tokens)
+        # A model with a short window gets an overlap in proportion (256 tokens: 32).
+        overlap = min(self.settings.chunk_overlap_tokens, size // 8)
+        return Chunker(self.encoder.tokenizer, size, overlap)
 
     def __enter__(self) -> IndexWriter:
         return self

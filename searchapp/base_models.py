@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from searchapp.choices import POOLING
-from searchapp.encoder import MAX_SEQ_LENGTH, EncoderSpec, requested_spec
+from searchapp.encoder import MAX_SEQ_LENGTH, EncoderSpec, check_modules, requested_spec
 from searchapp.errors import InvalidOptionError, ModelMismatchError, PathNotFoundError
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -31,6 +31,7 @@ from searchapp.store.schema import IndexGeneration, ModelVersion
 # The names sentence-transformers models give the prompt of the texts searched (e5: "passage").
 DOCUMENT_PROMPTS = ("document", "passage", "corpus", "doc")
 BASE_PREFIX = "base-"  # a base model's copy in the home's models folder
+_CONFIGS = ("config.json", "modules.json")
 
 
 def recorded_name(given: str) -> str:
@@ -55,13 +56,15 @@ def locate(name: str) -> Path:
 
 
 def _complete(folder: Path, name: str) -> Path:
-    """``folder``, refused unless it holds a model's configuration and weights."""
-    if not folder.is_dir() or not (folder / "config.json").is_file():
+    """``folder``, refused unless it holds a model's configuration (a transformer's, or the
+    modules.json of a sentence-transformers folder) and weights (a Dense module's in its own)."""
+    if not folder.is_dir() or not any((folder / config).is_file() for config in _CONFIGS):
         raise PathNotFoundError(
-            f"{name} is not a model folder (it has no config.json): pass a sentence-transformers "
-            "model folder, or a model name such as sentence-transformers/all-MiniLM-L6-v2."
+            f"{name} is not a model folder (it has no config.json or modules.json): pass a "
+            "sentence-transformers model folder, or a model name such as "
+            "sentence-transformers/all-MiniLM-L6-v2."
         )
-    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+    if not any(p.suffix in (".safetensors", ".bin") for p in folder.rglob("*") if p.is_file()):
         raise PathNotFoundError(
             f"The model folder {folder} is incomplete: it has no weights (*.safetensors or "
             "*.bin). Copy or download the whole model again."
@@ -100,19 +103,16 @@ def import_model(
     settings: Settings, name: str, pooling: str | None, layer: int | None
 ) -> EncoderSpec:
     """Copy model ``name`` into the home's models folder as a searchapp model (a Transformer, a
-    Pooling and a Normalize module; ``pooling`` replaces its pooling when given) and return its
-    spec: pooling, maximum length and prompts as the model states them."""
+    Pooling module, any Dense layers, then Normalize; ``pooling`` replaces its pooling when
+    given) and return its spec: pooling, maximum length and prompts as the model states them."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # its bars for loading and saving: noise here
     folder = locate(name)
     model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-    kinds = [type(module) for module in model]
-    if kinds[:2] != [Transformer, Pooling] or any(k is not Normalize for k in kinds[2:]):
-        raise ModelMismatchError(
-            f"{name} is made of {[k.__name__ for k in kinds]}: searchapp runs models of a "
-            "Transformer and a Pooling module (and Normalize); choose another model."
-        )
+    check_modules(model, name)
     mode = pooling or model[1].get_config_dict()["pooling_mode"]
     if mode not in POOLING.values:
         raise ModelMismatchError(
@@ -127,7 +127,7 @@ def import_model(
     if pooling is not None:
         key = list(model._modules)[1]
         model._modules[key] = Pooling(model[0].get_embedding_dimension(), pooling_mode=pooling)
-    if Normalize not in kinds:  # searchapp's vectors are unit length: the folder says so too
+    if not isinstance(model[-1], Normalize):  # searchapp's vectors are unit length: say so too
         model.append(Normalize())
     prompts = dict(model.prompts or {})
     default = prompts.get(model.default_prompt_name or "", "")

@@ -77,16 +77,16 @@ def requested_spec(pooling: str | None, layer: int | None) -> EncoderSpec | None
 
 @cache
 def _weights_digest(weights_dir: str) -> str:
+    """The hash of every weights file of the folder, its modules' (a Dense layer's) included."""
     digest = hashlib.sha256()
+    root = Path(weights_dir)
     files = sorted(
-        p
-        for p in Path(weights_dir).iterdir()
-        if p.suffix in {".safetensors", ".bin"} and p.is_file()
+        p for p in root.rglob("*") if p.suffix in {".safetensors", ".bin"} and p.is_file()
     )
     if not files:
         raise PathNotFoundError(f"No model weights (*.safetensors or *.bin) in {weights_dir}.")
     for file in files:
-        digest.update(file.name.encode())
+        digest.update(file.relative_to(root).as_posix().encode())  # a top file: its name
         with file.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
@@ -139,7 +139,7 @@ class Encoder:
             import torch
 
             self.model.to(torch.bfloat16)
-        self.dimension: int = transformer.get_embedding_dimension()
+        self.dimension: int = self.model.get_embedding_dimension()
         self.tokenizer = transformer.tokenizer
 
     @property
@@ -234,11 +234,67 @@ def _keep_layers(transformer, layer: int | None) -> int:  # type: ignore[no-unty
     return layer or depth
 
 
+# The activations of a Dense layer that every backend applies (``OnnxEncoder`` in numpy).
+DENSE_ACTIVATIONS = {
+    "torch.nn.modules.linear.Identity": "identity",
+    "torch.nn.modules.activation.Tanh": "tanh",
+}
+
+
+def check_modules(model, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Refuse a model that is not a Transformer, a Pooling, any Dense layers on the pooled vector
+    (identity or tanh) and an optional Normalize: what every backend runs alike."""
+    from sentence_transformers.sentence_transformer.modules import (
+        Dense,
+        Normalize,
+        Pooling,
+        Transformer,
+    )
+
+    modules = list(model)
+    kinds = [type(module).__name__ for module in modules]
+    tail = modules[2:-1] if modules and isinstance(modules[-1], Normalize) else modules[2:]
+    shape_ok = (
+        len(modules) >= 2
+        and isinstance(modules[0], Transformer)
+        and isinstance(modules[1], Pooling)
+        and all(isinstance(module, Dense) for module in tail)
+    )
+    if not shape_ok:
+        raise ModelMismatchError(
+            f"{name} is made of {kinds}: searchapp runs a Transformer, a Pooling module, Dense "
+            "layers and Normalize; choose another model."
+        )
+    for dense in tail:
+        config = dense.get_config_dict()
+        if config["activation_function"] not in DENSE_ACTIVATIONS or config.get("use_residual"):
+            raise ModelMismatchError(
+                f"{name} has a Dense layer with activation {config['activation_function']}"
+                f"{' and a residual' if config.get('use_residual') else ''}; searchapp runs "
+                f"those with {', '.join(DENSE_ACTIVATIONS.values())} only: choose another model."
+            )
+
+
+def dense_layers(model) -> list[tuple[np.ndarray, np.ndarray, str]]:  # type: ignore[no-untyped-def]
+    """Each Dense layer of ``model`` as (weight (out, in), bias (out,), activation name)."""
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    layers = []
+    for module in model:
+        if isinstance(module, Dense):
+            weight = module.linear.weight.detach().float().numpy()
+            bias = module.linear.bias
+            bias = bias.detach().float().numpy() if bias is not None else np.zeros(len(weight))
+            activation = DENSE_ACTIVATIONS[module.get_config_dict()["activation_function"]]
+            layers.append((weight.astype(np.float32), bias.astype(np.float32), activation))
+    return layers
+
+
 def _load_model_folder(spec: EncoderSpec):  # type: ignore[no-untyped-def]
     """A saved sentence-transformers folder, checked against ``spec``: the folder decides the
     modules and the pooling, and must agree with what its record says."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Normalize
 
     folder = Path(spec.path or "")
     if not (folder / "modules.json").is_file():
@@ -248,11 +304,10 @@ def _load_model_folder(spec: EncoderSpec):  # type: ignore[no-untyped-def]
             "(`searchapp models list`, `searchapp models promote ID`)."
         )
     model = SentenceTransformer(str(folder), device="cpu")
-    kinds = [type(module) for module in model]
-    if kinds[:2] != [Transformer, Pooling] or Normalize not in kinds:
+    check_modules(model, str(folder))
+    if not isinstance(model[-1], Normalize):
         raise ModelMismatchError(
-            f"{folder} holds modules {[k.__name__ for k in kinds]}; a searchapp model is a "
-            "Transformer, a Pooling and a Normalize module."
+            f"{folder} does not end in a Normalize module, as searchapp saves."
         )
     pooling = model[1].get_config_dict()["pooling_mode"]
     if pooling != spec.pooling:

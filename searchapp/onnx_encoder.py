@@ -30,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from searchapp.encoder import EncoderSpec, Role, model_fingerprint
+from searchapp.encoder import EncoderSpec, Role, dense_layers, model_fingerprint
 from searchapp.errors import ModelMismatchError, SearchappError
 from searchapp.settings import usable_cores
 
 MANIFEST = "manifest.json"
+DENSE_FILE = "dense.npz"  # the Dense layers' weights and biases, applied after the pooling
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -94,9 +95,12 @@ def _verifies(folder: Path, fingerprint: str) -> bool:
     model = folder / "model.onnx"
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        state = model.stat()
-        return manifest["fingerprint"] == fingerprint and _digest_is(
-            str(model), state.st_size, state.st_mtime_ns, manifest["sha256"]
+        files = [(model, manifest["sha256"])]
+        if manifest.get("dense"):
+            files.append((folder / DENSE_FILE, manifest["dense_sha256"]))
+        return manifest["fingerprint"] == fingerprint and all(
+            _digest_is(str(path), path.stat().st_size, path.stat().st_mtime_ns, expected)
+            for path, expected in files
         )
     except (OSError, ValueError, KeyError):
         return False
@@ -142,6 +146,11 @@ def _export(spec: EncoderSpec, work: Path, *, int8: bool) -> dict[str, object]:
     except Exception as error:  # the exporter's failures are many and not ours to list
         raise _failed(spec.path, error) from error
     transformer.tokenizer.backend_tokenizer.save(str(work / "tokenizer.json"))
+    layers = dense_layers(encoder.model)
+    if layers:  # applied to the pooled vector in numpy, as the pooling is
+        arrays = {f"{kind}_{i}": array for i, (w, b, _) in enumerate(layers)
+                  for kind, array in (("weight", w), ("bias", b))}  # fmt: skip
+        np.savez(work / DENSE_FILE, **arrays)
     return {
         "fingerprint": encoder.fingerprint,
         "sha256": _sha256(work / "model.onnx"),
@@ -150,6 +159,8 @@ def _export(spec: EncoderSpec, work: Path, *, int8: bool) -> dict[str, object]:
         "max_seq_length": spec.max_seq_length,
         "dimension": encoder.dimension,
         "layers_used": encoder.layers_used,
+        "dense": [activation for _, _, activation in layers],
+        "dense_sha256": _sha256(work / DENSE_FILE) if layers else None,
         "int8": int8,
     }
 
@@ -163,6 +174,8 @@ def _quantized(fp32: Path, work: Path, spec: EncoderSpec) -> dict[str, object]:
     except Exception as error:
         raise _failed(spec.path, error) from error
     shutil.copy(fp32 / "tokenizer.json", work / "tokenizer.json")
+    if (fp32 / DENSE_FILE).is_file():
+        shutil.copy(fp32 / DENSE_FILE, work / DENSE_FILE)
     return manifest | {"sha256": _sha256(work / "model.onnx"), "int8": True}
 
 
@@ -238,6 +251,11 @@ class OnnxEncoder:
                 f"The ONNX export in {folder} was made from other model files; it is rebuilt "
                 "on the next run."
             )
+        self._dense: list[tuple[np.ndarray, np.ndarray, str]] = []
+        if manifest.get("dense"):
+            with np.load(folder / DENSE_FILE) as arrays:
+                self._dense = [(arrays[f"weight_{i}"], arrays[f"bias_{i}"], activation)
+                               for i, activation in enumerate(manifest["dense"])]  # fmt: skip
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=spec.max_seq_length)
         self.tokenizer.no_padding()
@@ -299,6 +317,10 @@ class OnnxEncoder:
             pooled = np.where(mask > 0, hidden, -1e9).max(axis=1)
         else:
             pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        for weight, bias, activation in self._dense:
+            pooled = pooled @ weight.T + bias
+            if activation == "tanh":
+                pooled = np.tanh(pooled)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 

@@ -340,9 +340,7 @@ class Searcher:
     def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The vectors of these chunks in the generation being searched (those it holds)."""
         with self._lock, self.db.read() as session:
-            if self._served is None:
-                return {}
-            return self._served.index.vectors_of(chunk_ids, session=session)
+            return self._refresh(session).index.vectors_of(chunk_ids, session=session)
 
     def best_chunk(
         self, document_id: int, query_vector: np.ndarray

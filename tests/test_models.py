@@ -35,6 +35,33 @@ def prompted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smaller model: the bundled one's first three layers, a 64-token window and a Dense layer
+    that projects its 384 dimensions to 128."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import (
+        Dense,
+        Normalize,
+        Pooling,
+        Transformer,
+    )
+
+    transformer = Transformer(str(bundled_model_path()), max_seq_length=64)
+    layers = transformer.auto_model.encoder.layer
+    transformer.auto_model.encoder.layer = type(layers)(list(layers)[:3])
+    transformer.auto_model.config.num_hidden_layers = 3
+    torch.manual_seed(0)
+    dense = Dense(384, 128, activation_function=torch.nn.Identity())
+    model = SentenceTransformer(
+        modules=[transformer, Pooling(384, pooling_mode="mean"), dense, Normalize()], device="cpu"
+    )
+    folder = tmp_path_factory.mktemp("models") / "minilm-3-layers-128"
+    model.save(str(folder))
+    return folder
+
+
 def test_a_home_made_from_a_model_folder_takes_its_pooling_and_prompts(  # type: ignore[no-untyped-def]
     cli, tmp_path: Path, prompted_model: Path, sample_queries: list[dict[str, str]]
 ) -> None:
@@ -135,3 +162,34 @@ def test_training_starts_from_the_served_model_and_keeps_its_prompts(  # type: i
     vector = searcher.encoder.encode(["varroa mites"], role="query")
     assert vector.shape == (1, 384) and np.isclose(np.linalg.norm(vector), 1.0, atol=1e-4)
     assert searcher.search("how to get rid of varroa mites", k=3, mode="dense")
+
+
+def test_a_smaller_model_with_its_own_window_and_dimension(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, small_model: Path, sample_queries: list[dict[str, str]]
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    home = tmp_path / "home"
+    run = cli("--home", home, "index", DATA, "--model", small_model, "--quiet")
+    assert run.code == 0, run.err
+    (version,) = json.loads(cli("--home", home, "models", "list", "--json").out)
+    assert version["dimension"] == 128 and version["base_model"] == str(small_model)
+    searcher = Searcher(Settings.load(home))
+    # No chunk is longer than the model reads: 64 tokens with [CLS] and [SEP].
+    with Database(Settings.load(home).database_url).read() as session:
+        assert session.get(ModelVersion, version["id"]).max_seq_length == 64
+        chunks = session.query(Chunk.id, Chunk.text).all()
+    reference = SentenceTransformer(str(small_model), device="cpu")
+    longest = max(len(reference.tokenizer(text)["input_ids"]) for _, text in chunks)
+    assert longest <= 64
+    # The home's backend (ONNX/OpenVINO) applies the Dense layer as sentence-transformers does.
+    chunk_id, text = chunks[0]
+    expected = reference.encode([text], normalize_embeddings=True)[0]
+    stored = searcher.chunk_vectors([chunk_id])[chunk_id]
+    assert stored.shape == (128,) and float(stored @ expected) > 0.99
+    hits = 0
+    for case in sample_queries:
+        top = [Path(r.path).name for r in searcher.search(case["query"], k=3, mode="dense")]
+        hits += Path(case["expected"]).name in top
+    assert hits >= len(sample_queries) - 2, hits
+    assert searcher.search("varroa mites", k=3, mode="hybrid")[0].path.endswith("varroa-mites.md")
