@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -143,18 +144,30 @@ def import_model(
 
 
 def _saved(settings: Settings, name: str, model) -> Path:  # type: ignore[no-untyped-def]
-    """``model`` saved whole into the home's models folder, under a name made from ``name``."""
+    """``model`` saved whole into the home's models folder, named after ``name`` and a hash of its
+    files: the same model imported again finds its copy, and a copy that a version uses is never
+    replaced."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name).name if Path(name).exists() else name)
-    target = settings.models_dir / f"{BASE_PREFIX}{slug.strip('-.') or 'model'}"
+    slug = slug.strip("-.") or "model"
     settings.models_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{target.name}.partial-", dir=settings.models_dir))
+    work = Path(tempfile.mkdtemp(prefix=f"{BASE_PREFIX}{slug}.partial-", dir=settings.models_dir))
     try:
         model.save(str(work))
-        shutil.rmtree(target, ignore_errors=True)  # a copy a run killed before its record left
-        work.rename(target)
+        target = settings.models_dir / f"{BASE_PREFIX}{slug}-{_files_digest(work)[:12]}"
+        if not target.exists():
+            work.rename(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _files_digest(folder: Path) -> str:
+    """A hash of the folder's files but its model card (which may name the day it was made)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "README.md"):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def start_home(

@@ -264,6 +264,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from searchapp.store.database import Database
     from searchapp.versions import list_versions
 
+    if args.action == "switch":
+        return _switch(args)
     if args.action in ("promote", "rollback"):
         if args.action == "promote":
             served = _operate(args, "promote", PromoteOptions(args.id, args.backend))
@@ -272,8 +274,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         if served is None:
             return EXIT_OK
         done = "Serving" if args.action == "promote" else "Rolled back: serving"
-        print(f"{done} model version {served.version} (index generation {served.generation}, "
-              f"backend {served.backend}).")  # fmt: skip
+        if not args.json:  # JSON: the versions' list alone, which says which one is served
+            print(f"{done} model version {served.version} (index generation "
+                  f"{served.generation}, backend {served.backend}).")  # fmt: skip
     settings = _settings(args)
     rows = list_versions(Database(settings.database_url, lock_path=settings.write_lock_path))
     if args.json:
@@ -289,6 +292,26 @@ def cmd_models(args: argparse.Namespace) -> int:
                 print(f"{'':>5}from {row.base_model}, {row.dimension} dimensions")
             if row.decided_on != "-":
                 print(f"{'':>5}gate {row.decided_on}")
+    return EXIT_OK
+
+
+def _switch(args: argparse.Namespace) -> int:
+    from searchapp.base_models import locate, recorded_name
+    from searchapp.operations import SwitchOptions
+
+    locate(args.model)  # a model that cannot be found changes nothing
+    options = SwitchOptions(
+        recorded_name(args.model), args.pooling, args.layer,
+        _absolute(args.eval_beir) if args.eval_beir else None, args.eval_split, args.force,
+    )  # fmt: skip
+    result = _operate(args, "switch", options)
+    if result is None:
+        return EXIT_OK
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(f"version {result.version} from {result.base_model} ({result.dimension} "
+              f"dimensions), generation {result.generation}: {result.reason}")  # fmt: skip
     return EXIT_OK
 
 
@@ -515,12 +538,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = _add_index_command(commands)
     _add_search_commands(commands)
-    train, promote, rollback = _add_training_commands(commands)
+    train, promote, rollback, switch = _add_training_commands(commands)
     remove, check = _add_store_commands(commands)
     _add_jobs_command(commands)
     _add_server_commands(commands)
     background = "run as a job: print its id and return at once (see `searchapp jobs`)"
-    for sub in (index, train, promote, rollback, check, remove):
+    for sub in (index, train, promote, rollback, switch, check, remove):
         sub.add_argument("--background", action="store_true", help=background)
     return parser
 
@@ -618,7 +641,8 @@ def _add_store_commands(
 def _add_training_commands(
     commands: argparse._SubParsersAction,
 ) -> tuple[argparse.ArgumentParser, ...]:
-    """train and models; returns the parsers of train, models promote and models rollback."""
+    """train and models; returns the parsers of those that can run as jobs: train, models
+    promote, models rollback and models switch."""
     from indexer.training.options import PairSources, TrainingOptions  # light: no torch
 
     train = commands.add_parser(
@@ -651,11 +675,28 @@ def _add_training_commands(
     promote.add_argument("id", type=int, metavar="ID")
     _add_fields(promote, Settings, override=True, only=("backend",))
     models_actions.add_parser("rollback", help="serve the previous version again")
+    switch = models_actions.add_parser(
+        "switch", help="serve a model made from another base model: every chunk is embedded "
+        "again while search goes on, then it is served unless worse",
+    )  # fmt: skip
+    switch.add_argument("model", metavar="NAME_OR_PATH",
+                        help="a sentence-transformers folder, or a model name (from the Hugging "
+                        "Face cache, or downloaded unless $HF_HUB_OFFLINE is set)")  # fmt: skip
+    switch.add_argument("--pooling", choices=POOLING.values,
+                        help="its pooling (default: the model's own)")  # fmt: skip
+    switch.add_argument("--layer", type=int, metavar="N",
+                        help="token embeddings from hidden layer N (default: final)")  # fmt: skip
+    switch.add_argument("--eval-beir", metavar="DIR",
+                        help="compare the two models on this BEIR folder's split (default: the "
+                        "queries earlier trainings held out, if any)")  # fmt: skip
+    switch.add_argument("--eval-split", default="test", help="the split (default test)")
+    switch.add_argument("--force", action="store_true", help="serve it even if worse")
+    _add_fields(switch, Settings, override=True, only=("backend",))
     for sub in models_actions.choices.values():
         sub.add_argument("--json", action="store_true")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
     models.set_defaults(func=cmd_models)
-    return train, promote, models_actions.choices["rollback"]
+    return train, promote, models_actions.choices["rollback"], switch
 
 
 def _add_jobs_command(commands: argparse._SubParsersAction) -> None:

@@ -115,6 +115,39 @@ class ServedResult(_PlainResult):
 
 
 @dataclass(frozen=True)
+class SwitchOptions:
+    """Serve a new model version made from another model (a sentence-transformers folder or
+    name): every chunk embedded anew while search goes on, served unless worse with confidence
+    on the evaluation set (``eval_beir``'s split, else the earlier held-out queries)."""
+
+    model: str
+    pooling: str | None = None
+    layer: int | None = None
+    eval_beir: str | None = None
+    eval_split: str = "test"
+    force: bool = False
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class SwitchResult(_PlainResult):
+    """The new model's version and generation, whether it is served and why, and how the two
+    models compared (``compared`` empty when there was nothing to compare them on)."""
+
+    version: int
+    generation: int
+    base_model: str
+    dimension: int
+    served: bool
+    reason: str
+    compared_on: str
+    before: dict[str, float]
+    after: dict[str, float]
+    compared: dict[str, object]
+    seconds: float
+
+
+@dataclass(frozen=True)
 class RepairOptions:
     """Rebuild what can be rebuilt from SQL, then check the store."""
 
@@ -207,6 +240,8 @@ _ALL = (
               f"{_HERE}:ServedResult", "indexer.generations:run_promote", resumable=True),
     Operation("rollback", "serve the previous version again", f"{_HERE}:RollbackOptions",
               f"{_HERE}:ServedResult", "indexer.generations:run_rollback", resumable=True),
+    Operation("switch", "serve a model made from another base model", f"{_HERE}:SwitchOptions",
+              f"{_HERE}:SwitchResult", "indexer.model_switch:run_switch", resumable=False),
     Operation("repair", "rebuild what can be rebuilt from SQL", f"{_HERE}:RepairOptions",
               f"{_HERE}:CheckResult", "searchapp.health:run_repair", resumable=True),
 )  # fmt: skip

@@ -17,28 +17,18 @@ from searchapp.store.schema import Chunk, ModelVersion
 from tests.conftest import DATA
 
 
-@pytest.fixture(scope="module")
-def prompted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled weights as a model of their own: CLS pooling, e5's query and passage prompts,
-    a 128-token window; saved as sentence-transformers saves any model."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-
-    transformer = Transformer(str(bundled_model_path()), max_seq_length=128)
-    model = SentenceTransformer(
-        modules=[transformer, Pooling(384, pooling_mode="cls"), Normalize()],
-        prompts={"query": "query: ", "passage": "passage: "},
-        device="cpu",
-    )
-    folder = tmp_path_factory.mktemp("models") / "minilm-cls-e5-prompts"
-    model.save(str(folder))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A smaller model: the bundled one's first three layers, a 64-token window and a Dense layer
-    that projects its 384 dimensions to 128."""
+def save_model(
+    folder: Path,
+    *,
+    window: int,
+    pooling: str = "mean",
+    layers: int | None = None,
+    dense_to: int | None = None,
+    prompts: dict[str, str] | None = None,
+) -> Path:
+    """A real sentence-transformers model made from the bundled weights: its first ``layers``
+    layers, a ``window``-token window, a Dense layer to ``dense_to`` dimensions (seeded), saved as
+    sentence-transformers saves any model."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import (
@@ -48,18 +38,35 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         Transformer,
     )
 
-    transformer = Transformer(str(bundled_model_path()), max_seq_length=64)
-    layers = transformer.auto_model.encoder.layer
-    transformer.auto_model.encoder.layer = type(layers)(list(layers)[:3])
-    transformer.auto_model.config.num_hidden_layers = 3
-    torch.manual_seed(0)
-    dense = Dense(384, 128, activation_function=torch.nn.Identity())
-    model = SentenceTransformer(
-        modules=[transformer, Pooling(384, pooling_mode="mean"), dense, Normalize()], device="cpu"
-    )
-    folder = tmp_path_factory.mktemp("models") / "minilm-3-layers-128"
+    transformer = Transformer(str(bundled_model_path()), max_seq_length=window)
+    if layers is not None:
+        kept = transformer.auto_model.encoder.layer
+        transformer.auto_model.encoder.layer = type(kept)(list(kept)[:layers])
+        transformer.auto_model.config.num_hidden_layers = layers
+    modules = [transformer, Pooling(384, pooling_mode=pooling)]
+    if dense_to is not None:
+        torch.manual_seed(0)
+        modules.append(Dense(384, dense_to, activation_function=torch.nn.Identity()))
+    model = SentenceTransformer(modules=[*modules, Normalize()], prompts=prompts, device="cpu")
     model.save(str(folder))
     return folder
+
+
+@pytest.fixture(scope="module")
+def prompted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled weights as a model of their own: CLS pooling, e5's query and passage prompts,
+    a 512-token window."""
+    folder = tmp_path_factory.mktemp("models") / "minilm-cls-e5-prompts"
+    prompts = {"query": "query: ", "passage": "passage: "}
+    return save_model(folder, window=512, pooling="cls", prompts=prompts)
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smaller model: the bundled one's first three layers, a 64-token window and a Dense layer
+    that projects its 384 dimensions to 128."""
+    folder = tmp_path_factory.mktemp("models") / "minilm-3-layers-128"
+    return save_model(folder, window=64, layers=3, dense_to=128)
 
 
 def test_a_home_made_from_a_model_folder_takes_its_pooling_and_prompts(  # type: ignore[no-untyped-def]
@@ -79,7 +86,7 @@ def test_a_home_made_from_a_model_folder_takes_its_pooling_and_prompts(  # type:
     with Database(Settings.load(home).database_url).read() as session:
         row = session.get(ModelVersion, version["id"])
         assert (row.query_prompt, row.document_prompt, row.max_seq_length) == (
-            "query: ", "passage: ", 128,
+            "query: ", "passage: ", 512,
         )  # fmt: skip
         chunk_id, chunk_text = session.query(Chunk.id, Chunk.text).order_by(Chunk.id).first()
 
@@ -193,3 +200,99 @@ def test_a_smaller_model_with_its_own_window_and_dimension(  # type: ignore[no-u
         hits += Path(case["expected"]).name in top
     assert hits >= len(sample_queries) - 2, hits
     assert searcher.search("varroa mites", k=3, mode="hybrid")[0].path.endswith("varroa-mites.md")
+
+
+def test_a_switch_embeds_anew_while_a_reader_searches_and_rolls_back(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, prompted_model: Path, sample_queries: list[dict[str, str]]
+) -> None:
+    import threading
+
+    home = tmp_path / "home"
+    assert cli("--home", home, "index", DATA, "--quiet").code == 0
+    (bundled,) = json.loads(cli("--home", home, "models", "list", "--json").out)
+    reader = Searcher(Settings.load(home))
+    reader.search("varroa", k=3)
+    seen: set[int | None] = set()
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def search_throughout() -> None:
+        while not done.is_set():
+            try:
+                results = reader.search(sample_queries[0]["query"], k=3, mode="hybrid")
+                assert results, "no results"
+                seen.add(reader.generation_id)
+            except BaseException as error:  # every failure is what the test counts
+                failures.append(error)
+
+    thread = threading.Thread(target=search_throughout)
+    thread.start()
+    try:
+        run = cli("--home", home, "models", "switch", prompted_model, "--json", "--quiet")
+    finally:
+        done.set()
+        thread.join()
+    assert run.code == 0, run.err
+    result = json.loads(run.out)
+    assert result["served"] and "no evaluation set" in result["reason"]
+    assert result["base_model"] == str(prompted_model) and result["dimension"] == 384
+    assert not failures, failures[:3]
+    old_generation = reader.generation_id if reader.generation_id in seen else None
+    assert seen <= {old_generation, result["generation"]} and len(seen) >= 1
+    listed = {v["id"]: v for v in json.loads(cli("--home", home, "models", "list", "--json").out)}
+    assert listed[result["version"]]["status"] == "active"
+    assert listed[bundled["id"]]["status"] == "retired"
+    reader.search("varroa", k=3)
+    assert reader.generation_id == result["generation"]
+    hits = sum(
+        Path(case["expected"]).name
+        in [Path(r.path).name for r in reader.search(case["query"], k=3, mode="dense")]
+        for case in sample_queries
+    )
+    assert hits >= len(sample_queries) - 1
+
+    back = cli("--home", home, "models", "rollback", "--json", "--quiet")
+    assert back.code == 0, back.err
+    listed = {v["id"]: v for v in json.loads(back.out)}
+    assert listed[bundled["id"]]["status"] == "active"
+    assert listed[bundled["id"]]["base_model"] == "all-MiniLM-L6-v2"
+
+
+def test_a_switch_worse_on_the_evaluation_set_is_not_served_unless_forced(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path
+) -> None:
+    # One layer of the bundled model, its vectors projected to 32 dimensions: clearly worse.
+    worse = save_model(tmp_path / "one-layer-32", window=512, layers=1, dense_to=32)
+    slice_ = Path(__file__).parent / "data" / "scifact-slice"
+    home = tmp_path / "home"
+    assert cli("--home", home, "index", "--beir", slice_, "--quiet").code == 0
+    (bundled,) = json.loads(cli("--home", home, "models", "list", "--json").out)
+    switch = ("--home", home, "models", "switch", worse, "--eval-beir", slice_,
+              "--eval-split", "test", "--json", "--quiet")  # fmt: skip
+    run = cli(*switch)
+    assert run.code == 0, run.err
+    refused = json.loads(run.out)
+    assert not refused["served"] and "worse with confidence" in refused["reason"], refused
+    assert refused["compared"]["interval"][1] < 0
+    assert refused["after"]["ndcg@10"] < refused["before"]["ndcg@10"]
+    assert "test split" in refused["compared_on"]
+    (still,) = [v for v in json.loads(cli("--home", home, "models", "list", "--json").out)
+                if v["status"] == "active"]  # fmt: skip
+    assert still["id"] == bundled["id"]
+
+    forced = json.loads(cli(*switch, "--force").out)
+    assert forced["served"] and forced["reason"].startswith("forced")
+    served = Searcher(Settings.load(home))
+    assert served.encoder.encode(["a query"], role="query").shape == (1, 32)
+
+
+def test_a_model_that_reads_less_than_the_chunks_is_refused(  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path
+) -> None:
+    short = save_model(tmp_path / "short-window", window=32)
+    home = tmp_path / "home"
+    assert cli("--home", home, "index", DATA / "docs" / "bees", "--quiet").code == 0
+    before = cli("--home", home, "models", "list", "--json").out
+    run = cli("--home", home, "models", "switch", short, "--quiet")
+    assert run.code == 2 and "longer than" in run.err and "--model" in run.err
+    assert cli("--home", home, "models", "list", "--json").out == before

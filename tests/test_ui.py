@@ -277,3 +277,35 @@ def test_index_page_switch_watches_a_folder_until_switched_off(
     switch.set_value(False).run()
     _after_jobs(app, own_home)
     assert [view.state for view in list_jobs(db) if view.kind == "watch"] == ["cancelled"]
+
+
+def test_train_page_switches_the_model_as_a_job_and_status_names_it(
+    own_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_models import save_model
+
+    model = save_model(tmp_path / "minilm-cls", window=512, pooling="cls")
+    app = _app(own_home, monkeypatch, page="🎓 Train")
+    switch = next(b for b in app.button if b.label == "Switch")
+    switch.click()
+    app.run()
+    assert any("Name a model" in e.value for e in app.error)
+    next(t for t in app.text_input if t.label.startswith("Model:")).input(str(tmp_path / "nope"))
+    next(b for b in app.button if b.label == "Switch").click()
+    app.run()
+    assert any("There is no model folder" in e.value for e in app.error)
+    assert not list_jobs(Database(Settings.load(own_home).database_url))
+
+    next(t for t in app.text_input if t.label.startswith("Model:")).input(str(model))
+    next(b for b in app.button if b.label == "Switch").click()
+    app.run()
+    assert not app.exception, app.exception
+    _after_jobs(app, own_home)
+    said = next(s.value for s in app.success if "Model version" in s.value)
+    assert str(model) in said and "384 dimensions" in said and "no evaluation set" in said
+    rows = app.dataframe[0].value.to_dict("records")
+    (served,) = [row for row in rows if row["status"] == "active"]
+    assert served["base model"] == str(model) and served["pooling"] == "cls"
+
+    status = _app(own_home, monkeypatch, page="🩺 Status")
+    assert any(f"base model `{model}`, 384 dimensions" in m.value for m in status.markdown)

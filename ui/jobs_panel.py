@@ -16,7 +16,13 @@ from indexer.pipeline import IndexSummary
 from indexer.training.retrain import TrainingReport
 from searchapp import jobs
 from searchapp.errors import SearchappError
-from searchapp.operations import CheckResult, RemoveResult, ServedResult, WatchResult
+from searchapp.operations import (
+    CheckResult,
+    RemoveResult,
+    ServedResult,
+    SwitchResult,
+    WatchResult,
+)
 from searchapp.status import by_reason
 from ui.resources import database, markdown_text, settings
 
@@ -185,6 +191,15 @@ def _served_result(served: ServedResult) -> None:
                f"backend {served.backend}).")  # fmt: skip
 
 
+def _switch_result(result: SwitchResult) -> None:
+    said = (f"Model version {result.version} from {result.base_model} ({result.dimension} "
+            f"dimensions): {result.reason}")  # fmt: skip
+    (st.success if result.served else st.warning)(said)
+    if result.compared:
+        st.caption(f"Dense nDCG@10 on {result.compared_on}: {result.before['ndcg@10']:.4f} "
+                   f"before, {result.after['ndcg@10']:.4f} after.")  # fmt: skip
+
+
 def _check_result(result: CheckResult) -> None:
     for line in result.repaired:
         st.info(f"Repaired: {line}")
@@ -205,6 +220,7 @@ SHOW: dict[type, Callable] = {
     IndexSummary: _index_result,
     TrainingReport: _train_result,
     ServedResult: _served_result,
+    SwitchResult: _switch_result,
     CheckResult: _check_result,
     RemoveResult: _removed_result,
 }

@@ -8,9 +8,11 @@ from pathlib import Path
 import streamlit as st
 
 from indexer.training.options import PairSources, TrainingOptions, TrainOptions
+from searchapp.base_models import locate, recorded_name
 from searchapp.choices import GATE, LOSS, POOLING
+from searchapp.errors import SearchappError
 from searchapp.feedback import feedback_counts
-from searchapp.operations import PromoteOptions, RollbackOptions
+from searchapp.operations import PromoteOptions, RollbackOptions, SwitchOptions
 from searchapp.search import DENSE_WEIGHT
 from searchapp.versions import list_versions
 from ui import jobs_panel
@@ -37,7 +39,8 @@ def _versions() -> None:
     st.dataframe(
         [
             {"id": v.id, "status": v.status, "name": v.name, "pooling": v.pooling,
-             "layer": v.layer or "final", "held-out nDCG@10": v.gate,
+             "layer": v.layer or "final", "base model": v.base_model,
+             "dimensions": v.dimension, "held-out nDCG@10": v.gate,
              "gate decided on": v.decided_on,
              "hybrid dense weight": v.dense_weight or DENSE_WEIGHT,
              "fingerprint": v.fingerprint[:12]}
@@ -53,6 +56,36 @@ def _versions() -> None:
         jobs_panel.start("promote", PromoteOptions(version=int(choice)))
     if right.button("Roll back to the previous version"):
         jobs_panel.start("rollback", RollbackOptions())
+
+
+def _switch_form() -> None:
+    st.subheader("Switch model")
+    st.caption("Start from another sentence-transformers model: every chunk is embedded again "
+               "while search goes on, and it is served unless it is worse with confidence on "
+               "the evaluation set (a BEIR folder's split, else the queries earlier trainings "
+               "held out).")  # fmt: skip
+    with st.form("switch"):
+        model = st.text_input("Model: a folder, or a name such as intfloat/e5-small-v2")
+        left, right = st.columns([3, 1])
+        eval_beir = left.text_input("Compare the two on a BEIR folder (optional)")
+        split = right.text_input("Split", value=SwitchOptions.eval_split)
+        force = st.checkbox("Serve it even if it is worse")
+        start = st.form_submit_button("Switch")
+    if not start:
+        return
+    name = model.strip()
+    if not name:
+        st.error("Name a model: a folder, or a name such as intfloat/e5-small-v2.")
+        return
+    try:
+        if Path(name).expanduser().exists() or name.startswith(("/", ".", "~")):
+            locate(name)  # a folder is checked now; a name is found (or downloaded) by the job
+        options = SwitchOptions(recorded_name(name), eval_beir=eval_beir.strip() or None,
+                                eval_split=split.strip() or "test", force=force)  # fmt: skip
+    except SearchappError as error:
+        st.error(str(error))
+        return
+    jobs_panel.start("switch", options)
 
 
 GATE_LABELS = {
@@ -92,5 +125,6 @@ def render() -> None:
             epochs=int(epochs), replay=float(replay), gate=gate, force=force,
         )  # fmt: skip
         jobs_panel.start("train", TrainOptions(sources, training))
-    jobs_panel.panel(kinds=("train", "promote", "rollback"), title="Training jobs")
+    jobs_panel.panel(kinds=("train", "promote", "rollback", "switch"), title="Training jobs")
     _versions()
+    _switch_form()

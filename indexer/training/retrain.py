@@ -203,12 +203,15 @@ def build_candidate_generation(
     name: str,
     *,
     progress: Progress,
+    switch_to: str | None = None,
 ) -> tuple[ModelVersion, IndexGeneration]:
-    """Step 4: register the candidate and embed every chunk with it, beside the served index."""
+    """Step 4: register the candidate and embed every chunk with it, beside the served index.
+    A candidate is trained from ``served``; with ``switch_to`` it is that base model instead."""
     with db.write() as session:
         version = register_version(
-            session, load_encoder(spec), name=name, status="candidate", parent_id=served.id,
-            base_model=served.base_model,
+            session, load_encoder(spec), name=name, status="candidate",
+            parent_id=None if switch_to else served.id,
+            base_model=switch_to or served.base_model,
         )  # fmt: skip
     generation = start_generation(db, version, settings.backend)
     # Shared: the gate's evaluation then uses this same model.
