@@ -2,11 +2,12 @@
 
 The models this machine has, each as a home would start from it: the bundled all-MiniLM-L6-v2;
 the same with CLS pooling (``--pooling cls``); and a smaller model made from it, its first three
-layers (``--model FOLDER``, the folder saved here as sentence-transformers saves any model). For each, SciFact is imported into a home of its own (the default backend) and its
-test split scored, dense and hybrid, with the code ``searchapp eval`` runs. Then each backend
-embeds the same sample of the home's chunks (passages per second, alternating rounds: ratios, not
-lone times) and answers queries one at a time (the query encoder's p50 latency, one thread).
-Results: docs/models.json, docs/models.png, and the table printed.
+layers (``--model FOLDER``, the folder saved here as sentence-transformers saves any model). For
+each, SciFact is imported into a home of its own (the default backend) and its test split scored,
+dense and hybrid, with the code ``searchapp eval`` runs. Then each backend embeds the same sample
+of the home's chunks (passages per second, alternating rounds: ratios, not lone times) and answers
+queries one at a time (the query encoder's p50 latency, one thread). Results: docs/models.json,
+docs/models.png, and the table printed.
 
     python bench/models.py [--beir ../shared/datasets/scifact] [--work /tmp/searchapp-models]
 """
