@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from indexer.beir_import import import_beir
-from searchapp.base_models import start_home
+from searchapp.base_models import ModelChoice, start_home
 from searchapp.beir import read_queries
 from searchapp.encoder import bundled_model_path, requested_spec
 from searchapp.evaluation import evaluate_beir
@@ -113,7 +113,7 @@ def main() -> None:
         settings = Settings.load(args.work / f"home-{len(results)}")
         db = Database(settings.database_url, lock_path=settings.write_lock_path)
         if "model" in choice:
-            start_home(settings, db, choice["model"])
+            start_home(settings, db, ModelChoice(choice["model"]))
         started = time.perf_counter()
         import_beir(settings, args.beir, spec=requested_spec(choice.get("pooling"), None),
                     progress=TerminalProgress())  # fmt: skip

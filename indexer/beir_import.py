@@ -100,5 +100,5 @@ def import_beir(
 
 def run_import(settings: Settings, options: ImportOptions, progress: Progress) -> IndexSummary:
     """The ``import`` operation."""
-    spec = requested_model(settings, options.model, options.pooling, options.layer)
+    spec = requested_model(settings, options)
     return import_beir(settings, options.beir, spec=spec, progress=progress)

@@ -176,7 +176,7 @@ def index_folders(
 
 def run_index(settings: Settings, options: IndexOptions, progress: Progress) -> IndexSummary:
     """The ``index`` operation."""
-    spec = requested_model(settings, options.model, options.pooling, options.layer)
+    spec = requested_model(settings, options)
     return index_folders(settings, options.paths, spec=spec, ignore=options.ignore,
                          progress=progress)  # fmt: skip
 

@@ -23,7 +23,7 @@ from indexer.training.gate import Comparison, compare, score_judgements
 from indexer.training.history import standing_set
 from indexer.training.pairs import DocumentResolver
 from indexer.training.retrain import build_candidate_generation
-from searchapp.base_models import import_model, locate, recorded_name
+from searchapp.base_models import ModelChoice, import_model, locate, recorded_name
 from searchapp.encoder import EncoderSpec
 from searchapp.errors import InvalidOptionError, ModelMismatchError
 from searchapp.evaluation import Metrics, evaluate_beir
@@ -47,7 +47,7 @@ def run_switch(settings: Settings, options: SwitchOptions, progress: Progress) -
         with db.read() as session:
             served_generation, served = require_active_generation(session)
         progress.report("import the model", 0, 1, unit="model", detail=name)
-        spec = import_model(settings, options.model, options.pooling, options.layer)
+        spec = import_model(settings, ModelChoice.of(options))
         progress.report("import the model", 1, 1, unit="model", detail=name)
         if load_encoder(spec).fingerprint == served.fingerprint:
             raise InvalidOptionError(f"This home already serves {name} (version {served.id}).")

@@ -10,7 +10,8 @@ maximum length and the prompts its queries and documents take (``prompts`` in
 Example::
 
     folder = locate("intfloat/e5-small-v2")            # before anything is created
-    generation, version = start_home(settings, db, "intfloat/e5-small-v2")
+    e5 = ModelChoice("intfloat/e5-small-v2", query_prompt="query: ", document_prompt="passage: ")
+    generation, version = start_home(settings, db, e5)
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from searchapp.choices import POOLING
 from searchapp.encoder import MAX_SEQ_LENGTH, EncoderSpec, check_modules, requested_spec
@@ -100,17 +103,35 @@ def _from_hub(name: str) -> Path:
         ) from None
 
 
-def import_model(
-    settings: Settings, name: str, pooling: str | None, layer: int | None
-) -> EncoderSpec:
-    """Copy model ``name`` into the home's models folder as a searchapp model (a Transformer, a
-    Pooling module, any Dense layers, then Normalize; ``pooling`` replaces its pooling when
-    given) and return its spec: pooling, maximum length and prompts as the model states them."""
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model as the user names it (a folder or a name), and what they choose of its
+    conventions over its own: pooling, layer, the prompts (None: the model's own; "": none)."""
+
+    name: str
+    pooling: str | None = None
+    layer: int | None = None
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+
+    @classmethod
+    def of(cls, options: Any) -> ModelChoice:
+        """The choice an operation's options make (``model``, ``pooling``, ``layer``…)."""
+        return cls(options.model, options.pooling, options.layer, options.query_prompt,
+                   options.document_prompt)  # fmt: skip
+
+
+def import_model(settings: Settings, choice: ModelChoice) -> EncoderSpec:
+    """Copy the chosen model into the home's models folder as a searchapp model (a Transformer,
+    a Pooling module, any Dense layers, then Normalize, with the pooling and prompts chosen) and
+    return its spec: pooling, maximum length and prompts as the model states them, but what the
+    choice overrides."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # its bars for loading and saving: noise here
+    name, pooling = choice.name, choice.pooling
     folder = locate(name)
     model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
     check_modules(model, name)
@@ -132,13 +153,20 @@ def import_model(
         model.append(Normalize())
     prompts = dict(model.prompts or {})
     default = prompts.get(model.default_prompt_name or "", "")
-    document = next((prompts[n] for n in DOCUMENT_PROMPTS if prompts.get(n)), default)
+    query = (
+        choice.query_prompt if choice.query_prompt is not None else prompts.get("query", default)
+    )
+    document = choice.document_prompt
+    if document is None:
+        document = next((prompts[n] for n in DOCUMENT_PROMPTS if prompts.get(n)), default)
+    model.prompts = {"query": query, "document": document}  # the copy states what it is run with
+    model.default_prompt_name = None
     return EncoderSpec(
         path=str(_saved(settings, name, model)),
         pooling=mode,
-        layer=layer,
+        layer=choice.layer,
         max_seq_length=min(model.max_seq_length or MAX_SEQ_LENGTH, MAX_SEQ_LENGTH),
-        query_prompt=prompts.get("query", default),
+        query_prompt=query,
         document_prompt=document,
     )
 
@@ -171,19 +199,14 @@ def _files_digest(folder: Path) -> str:
 
 
 def start_home(
-    settings: Settings,
-    db: Database,
-    name: str,
-    *,
-    pooling: str | None = None,
-    layer: int | None = None,
+    settings: Settings, db: Database, choice: ModelChoice
 ) -> tuple[IndexGeneration, ModelVersion]:
-    """The served generation of a home that starts from model ``name``: made now for a new
+    """The served generation of a home that starts from the chosen model: made now for a new
     home; an existing home must already serve a version of that model."""
     from searchapp.versions import active_generation, ensure_active_generation, require_version
 
-    wanted = recorded_name(name)
-    locate(name)  # a wrong name is refused before anything is written
+    wanted = recorded_name(choice.name)
+    locate(choice.name)  # a wrong name is refused before anything is written
     with db.writer_lock():
         with db.read() as session:
             generation = active_generation(session)
@@ -195,8 +218,8 @@ def start_home(
                     f"{served.base_model or 'the bundled all-MiniLM-L6-v2'}, not {wanted}: "
                     "use a new --home for that model."
                 )
-            return ensure_active_generation(db, _requested(served, pooling, layer))
-        spec = import_model(settings, name, pooling, layer)
+            return ensure_active_generation(db, _requested(served, choice.pooling, choice.layer))
+        spec = import_model(settings, choice)
         return ensure_active_generation(db, spec, settings.backend, base_model=wanted)
 
 
@@ -210,13 +233,12 @@ def _requested(served: ModelVersion, pooling: str | None, layer: int | None) -> 
     )
 
 
-def requested_model(
-    settings: Settings, model: str | None, pooling: str | None, layer: int | None
-) -> EncoderSpec | None:
-    """What an index run asks of its home's model: with ``model`` (``--model``) the served
-    version is made from it first, or checked; else the bundled model's ``pooling``/``layer``."""
-    if model is None:
-        return requested_spec(pooling, layer)
+def requested_model(settings: Settings, options: Any) -> EncoderSpec | None:
+    """What an index run (``IndexOptions``, ``ImportOptions``) asks of its home's model: with
+    ``--model`` the served version is made from it first, or checked; else the bundled model's
+    ``--pooling``/``--layer``."""
+    if options.model is None:
+        return requested_spec(options.pooling, options.layer)
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
-    start_home(settings, db, model, pooling=pooling, layer=layer)
+    start_home(settings, db, ModelChoice.of(options))
     return None

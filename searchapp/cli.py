@@ -95,19 +95,19 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise InvalidOptionError("searchapp index: --watch watches folders, not a --beir corpus.")
     if args.watch:
         return _watch(args)
-    model = None
-    if args.model:
-        from searchapp.base_models import locate, recorded_name
-
-        locate(args.model)  # a model that cannot be found creates nothing, not even the home
-        model = recorded_name(args.model)
+    if not args.model and (args.query_prompt is not None or args.document_prompt is not None):
+        raise InvalidOptionError(
+            "searchapp index: --query-prompt and --document-prompt go with --model (the bundled "
+            "model takes no prompts)."
+        )
+    model = _model_choice(args) if args.model else {}
     if args.beir:
-        name, options = "import", ImportOptions(_absolute(args.beir), args.pooling, args.layer,
-                                                model)  # fmt: skip
+        name = "import"
+        options = ImportOptions(_absolute(args.beir), args.pooling, args.layer, **model)
     else:
         paths = tuple(map(_absolute, args.paths))
-        name, options = "index", IndexOptions(paths, tuple(args.ignore), args.pooling, args.layer,
-                                              model)  # fmt: skip
+        name = "index"
+        options = IndexOptions(paths, tuple(args.ignore), args.pooling, args.layer, **model)
     summary = _operate(args, name, options)
     if summary is None:
         return EXIT_OK
@@ -295,14 +295,22 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _switch(args: argparse.Namespace) -> int:
+def _model_choice(args: argparse.Namespace) -> dict[str, str | None]:
+    """``--model`` and its prompts as options take them; a model that cannot be found is refused
+    here, before anything (even the home) is made."""
     from searchapp.base_models import locate, recorded_name
+
+    locate(args.model)
+    return {"model": recorded_name(args.model), "query_prompt": args.query_prompt,
+            "document_prompt": args.document_prompt}  # fmt: skip
+
+
+def _switch(args: argparse.Namespace) -> int:
     from searchapp.operations import SwitchOptions
 
-    locate(args.model)  # a model that cannot be found changes nothing
     options = SwitchOptions(
-        recorded_name(args.model), args.pooling, args.layer,
-        _absolute(args.eval_beir) if args.eval_beir else None, args.eval_split, args.force,
+        pooling=args.pooling, layer=args.layer, force=args.force, eval_split=args.eval_split,
+        eval_beir=_absolute(args.eval_beir) if args.eval_beir else None, **_model_choice(args),
     )  # fmt: skip
     result = _operate(args, "switch", options)
     if result is None:
@@ -505,6 +513,16 @@ def _add_choice(parser: argparse.ArgumentParser, flag: str, choice: Choice) -> N
     )  # fmt: skip
 
 
+def _add_prompts(parser: argparse.ArgumentParser) -> None:
+    """--query-prompt and --document-prompt: what a model's texts start with, over its own."""
+    parser.add_argument("--query-prompt", metavar="TEXT",
+                        help="put before every query, over the model's own prompt (e5: "
+                        "'query: '; '' for none)")  # fmt: skip
+    parser.add_argument("--document-prompt", metavar="TEXT",
+                        help="put before every document, over the model's own prompt (e5: "
+                        "'passage: '; '' for none)")  # fmt: skip
+
+
 def _at_least_one(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -563,6 +581,7 @@ def _add_index_command(commands: argparse._SubParsersAction) -> argparse.Argumen
                        "(from the Hugging Face cache, or downloaded unless $HF_HUB_OFFLINE is "
                        "set); its pooling, maximum length and prompts come with it (default: the "
                        "bundled all-MiniLM-L6-v2)")  # fmt: skip
+    _add_prompts(index)
     _add_fields(index, Settings, override=True)
     index.add_argument("--watch", action="store_true",
                        help="keep indexing: re-index the folders whenever a file in them changes, "
@@ -691,6 +710,7 @@ def _add_training_commands(
                         "queries earlier trainings held out, if any)")  # fmt: skip
     switch.add_argument("--eval-split", default="test", help="the split (default test)")
     switch.add_argument("--force", action="store_true", help="serve it even if worse")
+    _add_prompts(switch)
     _add_fields(switch, Settings, override=True, only=("backend",))
     for sub in models_actions.choices.values():
         sub.add_argument("--json", action="store_true")

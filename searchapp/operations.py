@@ -48,6 +48,8 @@ class IndexOptions:
     pooling: str | None = None
     layer: int | None = None
     model: str | None = None
+    query_prompt: str | None = None  # with model: over the model's own ("": none)
+    document_prompt: str | None = None
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -62,6 +64,8 @@ class ImportOptions:
     pooling: str | None = None
     layer: int | None = None
     model: str | None = None
+    query_prompt: str | None = None  # with model: over the model's own ("": none)
+    document_prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ class SwitchOptions:
     eval_split: str = "test"
     force: bool = False
     confidence: float = 0.95
+    query_prompt: str | None = None  # over the model's own ("": none)
+    document_prompt: str | None = None
 
 
 @dataclass(frozen=True)

@@ -177,10 +177,21 @@ def test_a_smaller_model_with_its_own_window_and_dimension(  # type: ignore[no-u
     from sentence_transformers import SentenceTransformer
 
     home = tmp_path / "home"
-    run = cli("--home", home, "index", DATA, "--model", small_model, "--quiet")
+    lone = cli("--home", home, "index", DATA, "--query-prompt", "query: ")
+    assert lone.code == 2 and "go with --model" in lone.err and not home.exists()
+    # A model without prompts of its own, given one for its queries on the command line.
+    run = cli("--home", home, "index", DATA, "--model", small_model, "--query-prompt", "query: ",
+              "--quiet")  # fmt: skip
     assert run.code == 0, run.err
     (version,) = json.loads(cli("--home", home, "models", "list", "--json").out)
     assert version["dimension"] == 128 and version["base_model"] == str(small_model)
+    with Database(Settings.load(home).database_url).read() as session:
+        row = session.get(ModelVersion, version["id"])
+        assert (row.query_prompt, row.document_prompt) == ("query: ", "")
+        copy = Path(row.path)
+    assert json.loads((copy / "config_sentence_transformers.json").read_text())["prompts"] == {
+        "query": "query: ", "document": ""
+    }  # fmt: skip
     searcher = Searcher(Settings.load(home))
     # No chunk is longer than the model reads: 64 tokens with [CLS] and [SEP].
     with Database(Settings.load(home).database_url).read() as session:
@@ -191,7 +202,7 @@ def test_a_smaller_model_with_its_own_window_and_dimension(  # type: ignore[no-u
     assert longest <= 64
     # The home's backend (ONNX/OpenVINO) applies the Dense layer as sentence-transformers does.
     chunk_id, text = chunks[0]
-    expected = reference.encode([text], normalize_embeddings=True)[0]
+    expected = reference.encode([text], normalize_embeddings=True)[0]  # documents: no prompt
     stored = searcher.chunk_vectors([chunk_id])[chunk_id]
     assert stored.shape == (128,) and float(stored @ expected) > 0.99
     hits = 0

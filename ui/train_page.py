@@ -66,6 +66,11 @@ def _switch_form() -> None:
                "held out).")  # fmt: skip
     with st.form("switch"):
         model = st.text_input("Model: a folder, or a name such as intfloat/e5-small-v2")
+        query, document = st.columns(2)
+        query_prompt = query.text_input("Query prompt (blank: the model's own; e5: 'query: ')")
+        document_prompt = document.text_input(
+            "Document prompt (blank: the model's own; e5: 'passage: ')"
+        )
         left, right = st.columns([3, 1])
         eval_beir = left.text_input("Compare the two on a BEIR folder (optional)")
         split = right.text_input("Split", value=SwitchOptions.eval_split)
@@ -80,8 +85,11 @@ def _switch_form() -> None:
     try:
         if Path(name).expanduser().exists() or name.startswith(("/", ".", "~")):
             locate(name)  # a folder is checked now; a name is found (or downloaded) by the job
-        options = SwitchOptions(recorded_name(name), eval_beir=eval_beir.strip() or None,
-                                eval_split=split.strip() or "test", force=force)  # fmt: skip
+        options = SwitchOptions(
+            recorded_name(name), eval_beir=eval_beir.strip() or None,
+            eval_split=split.strip() or "test", force=force,
+            query_prompt=query_prompt or None, document_prompt=document_prompt or None,
+        )  # fmt: skip
     except SearchappError as error:
         st.error(str(error))
         return
