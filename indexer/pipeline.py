@@ -423,8 +423,8 @@ class IndexWriter:
     @cached_property
     def chunker(self) -> Chunker:
         size = min(self.settings.chunk_tokens, self.encoder.max_content_tokens)
-        # A model with a short window gets an overlap in proportion (256 tokens: 32).
-        overlap = min(self.settings.chunk_overlap_tokens, size // 8)
+        # A model with a short window gets an overlap of at most a quarter of it (64 tokens: 16).
+        overlap = min(self.settings.chunk_overlap_tokens, size // 4)
         return Chunker(self.encoder.tokenizer, size, overlap)
 
     def __enter__(self) -> IndexWriter:

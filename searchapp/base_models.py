@@ -218,6 +218,15 @@ def start_home(
                     f"{served.base_model or 'the bundled all-MiniLM-L6-v2'}, not {wanted}: "
                     "use a new --home for that model."
                 )
+            for given, kept, flag in ((choice.query_prompt, served.query_prompt, "--query-prompt"),
+                                      (choice.document_prompt, served.document_prompt,
+                                       "--document-prompt")):  # fmt: skip
+                if given is not None and given != kept:
+                    raise InvalidOptionError(
+                        f"This home's model version {served.id} takes {kept!r} as its "
+                        f"{flag[2:]}, not {given!r}: `searchapp models switch {wanted} "
+                        f"{flag} ...` makes a version that does."
+                    )
             return ensure_active_generation(db, _requested(served, choice.pooling, choice.layer))
         spec = import_model(settings, choice)
         return ensure_active_generation(db, spec, settings.backend, base_model=wanted)

@@ -121,6 +121,8 @@ def test_a_home_made_from_a_model_folder_takes_its_pooling_and_prompts(  # type:
     # The home keeps its model: another one is refused, and the served version stays.
     refused = cli("--home", home, "index", DATA, "--model", prompted_model.parent, "--quiet")
     assert refused.code == 2 and "not a model folder" in refused.err
+    prompts = cli("--home", home, "index", DATA, "--model", prompted_model, "--query-prompt", "")
+    assert prompts.code == 2 and "takes 'query: ' as its query-prompt" in prompts.err
     another = cli("--home", home, "index", DATA, "--model", bundled_model_path(), "--quiet")
     assert another.code == 2 and "use a new --home" in another.err
     assert json.loads(cli("--home", home, "models", "list", "--json").out) == [version]
