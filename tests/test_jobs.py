@@ -165,7 +165,8 @@ def test_a_job_stores_its_operation_and_options_and_runs_them_as_given(  # type:
     assert jobs.run(home, job_id) == 0
     view = jobs.get_job(db, job_id)
     assert view.options == {"paths": [str(docs_copy)], "ignore": [], "pooling": None,
-                            "layer": None, "model": None}  # fmt: skip
+                            "layer": None, "model": None, "query_prompt": None,
+                            "document_prompt": None}  # fmt: skip
     assert view.settings == {"ocr": False}
     summary = view.typed_result()
     assert isinstance(summary, IndexSummary) and summary.to_json() == view.result
