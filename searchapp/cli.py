@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 import traceback
 from datetime import datetime
@@ -152,9 +153,18 @@ def _watch(args: argparse.Namespace) -> int:
     def ran(view) -> None:  # type: ignore[no-untyped-def]
         print(f"{datetime.now():%H:%M:%S} {run_line(view)}", flush=True)
 
+    _stop_on_signals()
     print(f"Watching {', '.join(options.paths)}; Ctrl-C stops.", file=sys.stderr, flush=True)
     watch(_settings(args, create=True), options.paths, ignore=options.ignore, on_run=ran)
     return EXIT_OK
+
+
+def _stop_on_signals() -> None:
+    """Let SIGINT and SIGTERM stop a long-running process the way Ctrl-C does, keeping what it
+    committed: even where it was started with SIGINT ignored (``nohup``, ``cmd &`` in a script),
+    as Python then leaves it, and a service manager's SIGTERM gets the same clean stop."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -378,6 +388,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     settings = _settings(args)
     db = Database(settings.database_url, lock_path=settings.write_lock_path)
     if args.action == "run":
+        _stop_on_signals()  # a cancel interrupts the job with SIGINT
         return jobs.run(settings, args.id)
     if args.action == "list":
         views = jobs.list_jobs(db, limit=args.limit)

@@ -223,6 +223,8 @@ def test_a_watched_folder_follows_new_changed_renamed_and_deleted_files(
         [sys.executable, "-m", "searchapp.cli", "--home", str(home), "index", str(docs_copy),
          "--watch"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # as `searchapp index --watch &` in a script starts it: with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     try:
         db_ready = lambda: (home / "searchapp.db").exists() and stored(home)[0] > 0  # noqa: E731
