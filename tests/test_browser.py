@@ -128,8 +128,12 @@ def _open(page: Page, url: str, page_name: str) -> None:
 
 
 def _idle(page: Page) -> None:
-    """Wait until Streamlit has finished running the page (its "Running…" widget is gone)."""
+    """Wait until Streamlit has finished running the page: connected, its script not running
+    (the attribute Streamlit's own browser tests wait on) and its "Running…" widget gone."""
     page.wait_for_timeout(500)
+    app = page.get_by_test_id("stApp")
+    expect(app).to_have_attribute("data-test-connection-state", "CONNECTED", timeout=60_000)
+    expect(app).to_have_attribute("data-test-script-state", "notRunning", timeout=300_000)
     expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=300_000)
 
 
@@ -166,6 +170,7 @@ def _index_search_and_vote(page: Page, url: str, database_url: str) -> None:
     query = page.get_by_label("Query")
     query.fill(QUERY)
     expect(query).to_have_value(QUERY)
+    _idle(page)
     query.press("Enter")  # Enter searches
     # The page is complete when the button after the last result is there.
     expect(page.get_by_role("button", name="More results")).to_be_visible(timeout=180_000)
