@@ -265,6 +265,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{report.after['ndcg@10']:.4f}; {'PROMOTED' if report.promoted else 'not promoted'}"
             f": {report.reason}"
         )
+        if report.judgements_needed is not None:
+            from searchapp.versions import needed_said
+
+            print(needed_said(report.judged_queries, report.judgements_needed) + ".")
     return EXIT_OK
 
 
@@ -302,6 +306,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                 print(f"{'':>5}from {row.base_model}, {row.dimension} dimensions")
             if row.decided_on != "-":
                 print(f"{'':>5}gate {row.decided_on}")
+            if row.needed:
+                print(f"{'':>5}{row.needed}")
     return EXIT_OK
 
 

@@ -234,6 +234,14 @@ def ensure_active_generation(
         return generation, version
 
 
+def needed_said(judged: int, needed: int | None) -> str:
+    """What a training too small to decide on lacks, in words: "12 judged queries; the gate
+    decides from about 100"; empty when it was decided."""
+    if needed is None:
+        return ""
+    return f"{judged} judged queries; the gate decides from about {needed}"
+
+
 @dataclass(frozen=True)
 class VersionRow:
     """A model version as listed to people: what it is, whether it is served, how it scored."""
@@ -268,6 +276,8 @@ class VersionRow:
         about = "held-out queries about trained documents" if two_part else "held-out queries"
         if not two_part and self.metrics.get("eval_set"):  # gated on --eval-beir's queries
             about = f"queries of the evaluation set {self.metrics['eval_set']}"
+        if self.metrics.get("folds"):  # --folds: every judged query held out once
+            about += f" ({self.metrics['folds']} folds)"
         if not comparison.get("queries"):
             return f"{rule}: no held-out queries"
         low, high = comparison["interval"]
@@ -275,6 +285,12 @@ class VersionRow:
             f"{rule}: {comparison['gain']:+.4f} ({low:+.4f}..{high:+.4f}) "
             f"on {comparison['queries']} {about}"
         )
+
+    @property
+    def needed(self) -> str:
+        """For a version the gate could not decide on: how many judged queries it would take."""
+        metrics = self.metrics or {}
+        return needed_said(metrics.get("judged_queries", 0), metrics.get("judgements_needed"))
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -289,6 +305,7 @@ class VersionRow:
             "created_at": self.created_at.isoformat(),
             "gate": self.metrics,
             "decided_on": self.decided_on,
+            "judgements_needed": (self.metrics or {}).get("judgements_needed"),
             "dense_weight": self.dense_weight,
         }
 

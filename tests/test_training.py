@@ -242,6 +242,53 @@ def test_the_two_part_gate_holds_out_queries_about_trained_documents(cli, home: 
             "held-out queries about trained documents") in listed.out  # fmt: skip
 
 
+def test_too_few_judged_queries_say_how_many_the_gate_needs(cli, home: Settings) -> None:  # type: ignore[no-untyped-def]
+    # The sample's 40 judged queries: a tenth held out is too few for the gate to decide on.
+    run = cli("--home", home.home, "train", DATA / "pairs.jsonl", "--epochs", "1",
+              "--batch-size", "8", "--json", "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert not report["promoted"] and report["reason"].startswith("too few")
+    assert report["judged_queries"] == 40
+    needed = report["judgements_needed"]
+    assert isinstance(needed, int) and needed >= 100  # 10 held out, a tenth of the queries
+    said = f"40 judged queries; the gate decides from about {needed}"
+    listed = cli("--home", home.home, "models", "list")
+    assert said in listed.out
+    as_json = json.loads(cli("--home", home.home, "models", "list", "--json").out)
+    assert as_json[-1]["judgements_needed"] == needed
+    # A training that could decide says nothing of the kind.
+    decided = cli("--home", home.home, "train", DATA / "pairs.jsonl", "--epochs", "1",
+                  "--batch-size", "8", "--gate", "by-document", "--held-out", "0.25",
+                  "--min-queries", "5", "--json", "--quiet")  # fmt: skip
+    assert json.loads(decided.out)["judgements_needed"] is None, decided.out
+
+
+def test_folds_score_each_judged_query_by_a_model_not_trained_on_it(cli, home: Settings) -> None:  # type: ignore[no-untyped-def]
+    before = _snapshot(home)
+    run = cli("--home", home.home, "train", DATA / "pairs.jsonl", "--epochs", "1",
+              "--batch-size", "8", "--folds", "3", "--gate", "two-part", "--min-queries", "3",
+              "--json", "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert report["folds"] == 3 and report["judged_queries"] == 40
+    # Every judged query is scored once: by document, or about documents other folds cite.
+    by_document, seen = report["held_out"]["queries"], report["held_out_seen"]["queries"]
+    assert by_document + seen == 40 and seen >= 3
+    assert report["gate"]["queries"] == by_document and report["seen"]["queries"] == seen
+    assert not report["reason"].startswith("too few"), report["reason"]
+    assert report["judgements_needed"] is None
+    assert (_snapshot(home) != before) is report["promoted"]
+    # The candidate trained on every judged query; the fold models are gone.
+    db = Database(home.database_url)
+    with db.read() as session:
+        kept = session.query(TrainingPair).filter_by(model_version_id=report["version"]).all()
+    assert {p.role for p in kept} == {"train"} and len({p.query for p in kept}) == 40
+    assert not list(home.models_dir.glob("fold-*"))
+    listed = cli("--home", home.home, "models", "list")
+    assert f"on {seen} held-out queries about trained documents (3 folds)" in listed.out
+
+
 def test_hybrid_blends_by_the_served_versions_weight(home: Settings) -> None:
     db = Database(home.database_url)
     searcher = Searcher(home, db)

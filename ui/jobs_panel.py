@@ -24,6 +24,7 @@ from searchapp.operations import (
     WatchResult,
 )
 from searchapp.status import by_reason
+from searchapp.versions import needed_said
 from ui.resources import database, markdown_text, settings
 
 # How often the job views look again: the panel of a page, and the sidebar's line per job.
@@ -152,6 +153,11 @@ def _train_result(report: TrainingReport) -> None:
     )
     if report.promoted and not report.passed_gate:
         st.caption("Served because you asked to: the gate alone would not have served it.")
+    if report.judgements_needed is not None:
+        st.info(
+            f"{needed_said(report.judged_queries, report.judgements_needed)}: give 👍 to the "
+            "documents that answer more of your searches, then train again."
+        )
     st.table(
         [
             {"metric": name, "before": report.before[name], "after": report.after[name]}

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer.training.options import TrainingOptions
-from indexer.training.pairs import Judgement
+from indexer.training.pairs import Judgement, query_groups, relevant_documents
 from searchapp.evaluation import Metrics, evaluate_beir, score_rankings
 from searchapp.search import DENSE_WEIGHT, Searcher
 from searchapp.settings import Settings
@@ -92,6 +92,7 @@ class GateDecision:
     standing: Comparison | None = None  # on the queries earlier versions held out
     seen: Comparison | None = None  # two-part gate: on held-out queries about trained documents
     passed: bool = False  # whether the gate itself would serve it (also when forced)
+    undecided: bool = False  # too few held-out queries to decide anything
 
 
 def decide(
@@ -146,8 +147,9 @@ def _decide(
     said += _standing_said(kept, options)
     not_served = "the candidate is kept but not served"
 
-    def decision(promote: bool, reason: str) -> tuple[GateDecision, str]:
-        return GateDecision(promote, reason, unseen, kept, None if seen is None else better), said
+    def decision(promote: bool, reason: str, undecided: bool = False) -> tuple[GateDecision, str]:
+        on_seen = None if seen is None else better
+        return GateDecision(promote, reason, unseen, kept, on_seen, undecided=undecided), said
 
     if better.queries < options.min_queries:
         enough = _enough(options, two_part=seen is not None)
@@ -156,6 +158,7 @@ def _decide(
             f"too few {which} to decide ({better.queries}, at least {options.min_queries} "
             f"needed{enough}): the served version stays and {not_served}; add pairs, or pass "
             f"--force. {said[0].upper()}{said[1:]}",
+            undecided=True,
         )
     if kept is not None and kept.queries >= options.min_queries and kept.high < 0:
         return decision(
@@ -205,6 +208,30 @@ def _enough(options: TrainingOptions, two_part: bool) -> str:
     about = ", some of them about the same documents" if two_part else ""
     share = f"{options.held_out:.0%}"
     return f", which takes about {needed} judged queries{about} with {share} held out"
+
+
+def judgements_needed(judgements: Iterable[Judgement], options: TrainingOptions) -> int | None:
+    """How many judged queries the gate needs before it can decide (``min_queries`` of them held
+    out), or None where judging more would not help (gated on ``--eval-beir``'s queries alone).
+
+    The by-document gate holds out ``held_out`` of the queries. The two-part gate also needs
+    queries about documents other judged queries cite, one per such group of queries: their share
+    among these judgements is how fast the groups come, where there are any yet."""
+    two_part = options.gate == "two-part"
+    if (options.held_out <= 0 and not options.folds) or (options.eval_beir and not two_part):
+        return None
+    judged = len(relevant_documents(judgements))
+    groups = query_groups(judgements)
+    if options.folds:  # every query is scored; "seen" when another in its group is elsewhere
+        grouped = sum(len(group) for group in groups if len(group) > 1) / max(judged, 1)
+        share = grouped * (options.folds - 1) / options.folds if two_part else 1.0 - grouped
+        share = share or options.held_out or 0.1
+    else:
+        share = options.held_out
+        if two_part and judged:
+            shared = sum(len(group) > 1 for group in groups)
+            share = min(share, shared / judged) or share
+    return max(judged + 1, math.ceil(options.min_queries / share))
 
 
 def _standing_said(kept: Comparison | None, options: TrainingOptions) -> str:

@@ -75,6 +75,14 @@ class TrainingOptions:
     min_queries: int = field(
         default=10, metadata={"help": "fewest held-out queries the gate decides on"}
     )
+    folds: int = field(
+        default=0,
+        metadata={
+            "help": "cross-validate the gate over K folds of the judged queries, each held out "
+            "once, and serve a candidate trained on all of them (0: hold --held-out out once)",
+            "metavar": "K",
+        },
+    )
     eval_beir: Path | None = None
     eval_split: str = field(
         default="dev", metadata={"help": "the split of --eval-beir to gate on", "metavar": "S"}
@@ -97,6 +105,13 @@ class TrainingOptions:
         if not 0.0 <= self.false_negative < 1.0:
             raise InvalidOptionError(
                 f"false_negative must be 0 (off) or a share below 1, got {self.false_negative}."
+            )
+        if self.folds and not 2 <= self.folds <= 20:
+            raise InvalidOptionError(f"folds must be 0 (off) or 2 to 20, got {self.folds}.")
+        if self.folds and self.eval_beir is not None:
+            raise InvalidOptionError(
+                "--folds cross-validates on the judged queries, --eval-beir gates on a set of "
+                "its own: choose one."
             )
         MINE_FROM.check(self.mine_from)
         GATE.check(self.gate)

@@ -206,10 +206,7 @@ def split_by_document(
     import random
 
     judgements = list(judgements)
-    relevant: dict[str, set[int]] = {}
-    for j in judgements:
-        if j.relevant_document:
-            relevant.setdefault(j.query, set()).add(j.doc_id)
+    relevant = relevant_documents(judgements)
     groups = _groups(relevant)
     random.Random(seed).shuffle(groups)
     target = round(len(relevant) * held_out_fraction)
@@ -241,10 +238,7 @@ def split_seen(
     import random
 
     train = list(train)
-    relevant: dict[str, set[int]] = {}
-    for j in train:
-        if j.relevant_document:
-            relevant.setdefault(j.query, set()).add(j.doc_id)
+    relevant = relevant_documents(train)
     rng = random.Random(seed)
     groups = [sorted(group) for group in _groups(relevant) if len(group) > 1]
     rng.shuffle(groups)
@@ -259,6 +253,21 @@ def split_seen(
                 held.add(query)
                 break
     return [j for j in train if j.query not in held], [j for j in train if j.query in held]
+
+
+def relevant_documents(judgements: Iterable[Judgement]) -> dict[str, set[int]]:
+    """Each judged query's relevant indexed documents (queries with none are left out)."""
+    relevant: dict[str, set[int]] = {}
+    for j in judgements:
+        if j.relevant_document:
+            relevant.setdefault(j.query, set()).add(j.doc_id)
+    return relevant
+
+
+def query_groups(judgements: Iterable[Judgement]) -> list[set[str]]:
+    """The judged queries joined by shared relevant documents, as ``split_by_document`` and
+    ``split_seen`` group them."""
+    return _groups(relevant_documents(judgements))
 
 
 def _groups(relevant: dict[str, set[int]]) -> list[set[str]]:

@@ -26,12 +26,14 @@ from indexer.generations import (
     embed_missing,
     start_generation,
 )
+from indexer.training.cross_validation import CrossValidation, cross_validate
 from indexer.training.fine_tune import fine_tune
 from indexer.training.gate import (
     GateDecision,
     decide,
     evaluate_generation,
     fit_blend,
+    judgements_needed,
     score_judgements,
 )
 from indexer.training.history import record_pairs, replay_pairs, standing_set
@@ -70,7 +72,8 @@ HISTORY_FILE = "training.json"
 
 _NOT_JSON = frozenset({"skipped", "losses"})
 _GATE_RECORD = ("before", "after", "gate", "held_out", "standing", "blend", "gate_rule", "seen",
-                "held_out_seen", "eval_set")  # fmt: skip
+                "held_out_seen", "eval_set", "folds", "judged_queries",
+                "judgements_needed")  # fmt: skip
 
 
 @dataclass
@@ -96,6 +99,9 @@ class TrainingReport:
     eval_set: str | None = None  # "DIR (S split)" when gated on --eval-beir's queries
     blend: dict[str, float] = field(default_factory=dict)  # hybrid nDCG@10 by dense weight
     dense_weight: float | None = None  # hybrid's blend weight fitted for the candidate
+    folds: int = 0  # cross-validated over this many folds (0: one held-out split)
+    judged_queries: int = 0  # queries with a relevant indexed document among the pairs read
+    judgements_needed: int | None = None  # when too few to decide: judged queries the gate needs
     seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     losses: list[tuple[int, float]] = field(default_factory=list)
@@ -138,10 +144,11 @@ def split_pairs(
 ) -> tuple[list[Judgement], list[Judgement], list[Judgement]]:
     """(train, held out by document, held out about trained documents: the two-part gate's),
     refusing pairs that cannot train or cannot be judged."""
-    fraction = 0.0 if options.eval_beir else options.held_out  # --eval-beir: a set of its own
+    # --eval-beir: a set of its own; --folds: every judged query is held out once, by its fold.
+    fraction = 0.0 if options.eval_beir or options.folds else options.held_out
     train, held_out = split_by_document(pairs.judgements, fraction, options.seed)
     seen: list[Judgement] = []
-    if options.gate == "two-part":
+    if options.gate == "two-part" and not options.folds:
         wanted = round(counted(pairs.judgements)["queries"] * options.held_out)
         train, seen = split_seen(train, wanted, options.seed)
     if not any(j.relevant for j in train):
@@ -149,7 +156,7 @@ def split_pairs(
             "No usable training pairs: give a pairs file, --beir DIR, or 👍 feedback "
             f"({len(pairs.skipped)} rows were skipped)."
         )
-    if options.eval_beir is None and not held_out and not options.force:
+    if options.eval_beir is None and not held_out and not options.folds and not options.force:
         raise PairsError(
             "Too few queries to hold some out for the evaluation gate: add pairs, name an "
             "evaluation set (--eval-beir DIR --eval-split S), or pass --force."
@@ -245,12 +252,17 @@ def _judge(
     seen: list[Judgement],
     standing: list[Judgement],
     options: TrainingOptions,
+    folds: CrossValidation | None = None,
 ) -> tuple[Metrics, Metrics, GateDecision]:
     """The served generation and the candidate's, scored on the queries neither trained on; the
-    gate's decision. ``generations`` is (served, candidate)."""
+    gate's decision. ``generations`` is (served, candidate); with ``folds`` (``--folds``) the
+    cross-validated scores stand for the held-out ones."""
     served, candidate = generations
-    before = evaluate_generation(settings, db, served, held_out, options)
-    after = evaluate_generation(settings, db, candidate, held_out, options)
+    if folds is not None:  # every judged query scored by a model that did not train on it
+        before, after = folds.before, folds.after
+    else:
+        before = evaluate_generation(settings, db, served, held_out, options)
+        after = evaluate_generation(settings, db, candidate, held_out, options)
     standing_scores = None
     if standing:
         standing_scores = (
@@ -258,7 +270,9 @@ def _judge(
             score_judgements(settings, db, candidate, standing),
         )
     seen_scores = None
-    if options.gate == "two-part":
+    if options.gate == "two-part" and folds is not None:
+        seen_scores = folds.seen
+    elif options.gate == "two-part":
         seen_scores = (
             score_judgements(settings, db, served, seen),
             score_judgements(settings, db, candidate, seen),
@@ -302,6 +316,12 @@ def retrain(
         if used < 2:
             raise PairsError(f"Only {used} training rows could be built: add more pairs.")
 
+        folds = None
+        if options.folds:
+            folds = cross_validate(
+                searcher, candidate_spec(served, options), new, mined, options,
+                settings.models_dir, progress=progress,
+            )  # fmt: skip
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         spec, history = train_candidate(
             settings.models_dir / f"{stamp}-{options.loss}", candidate_spec(served, options),
@@ -313,9 +333,15 @@ def retrain(
         )
 
         before, after, decision = _judge(
-            settings, db, (served_generation.id, generation.id), held_out, seen, standing, options
-        )
-        untrained = [*held_out, *seen, *standing]  # queries the candidate was not trained on
+            settings, db, (served_generation.id, generation.id), held_out, seen, standing,
+            options, folds,
+        )  # fmt: skip
+        # Queries the candidate was not trained on (with --folds it trained on every judged one).
+        untrained = [*held_out, *seen, *standing]
+        judged_on = (held_out, seen)  # the queries the gate's two parts were scored on
+        if folds is not None:
+            judged_on = tuple([j for j in new if j.query in scores.per_query]
+                              for scores in (folds.before, folds.seen[0]))  # fmt: skip
         weight, curve = None, {}
         if counted(untrained)["queries"] >= options.min_queries:
             weight, curve = fit_blend(settings, db, generation.id, untrained, options.confidence)
@@ -324,14 +350,18 @@ def retrain(
             pairs_used=used, pairs_skipped=len(pairs.skipped),
             before=before.to_json(), after=after.to_json(),
             promoted=decision.promote, reason=decision.reason, passed_gate=decision.passed,
-            gate=decision.comparison.to_json(), held_out=counted(held_out),
+            gate=decision.comparison.to_json(), held_out=counted(judged_on[0]),
             standing=decision.standing.to_json() if decision.standing else {},
             gate_rule=options.gate,
-            seen=decision.seen.to_json() if decision.seen else {}, held_out_seen=counted(seen),
+            seen=decision.seen.to_json() if decision.seen else {},
+            held_out_seen=counted(judged_on[1]), folds=options.folds,
             eval_set=f"{options.eval_beir} ({options.eval_split} split)"
             if options.eval_beir else None,
             blend={str(w): round(v, 6) for w, v in curve.items()}, dense_weight=weight,
             replayed={"queries": len({j.query for j in replayed}), "pairs": len(replayed)},
+            judged_queries=counted(pairs.judgements)["queries"],
+            judgements_needed=judgements_needed(pairs.judgements, options)
+            if decision.undecided else None,
             skipped=pairs.skipped, losses=history,
         )  # fmt: skip
         with db.write() as session:
