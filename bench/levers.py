@@ -20,18 +20,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
+from training_runs import retrain_copy
+
 from indexer.training import fine_tune
 from indexer.training.options import PairSources, TrainingOptions
-from indexer.training.retrain import retrain
 from searchapp.beir import read_qrels, read_queries
 from searchapp.evaluation import Metrics, evaluate_beir, score_rankings
-from searchapp.progress import TerminalProgress
 from searchapp.search import DENSE_WEIGHT, Searcher
 from searchapp.settings import Settings
 
@@ -188,10 +186,6 @@ def main() -> None:
     for name in args.only or LEVERS:
         if name in results:
             continue
-        home = args.work / name
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.copytree(args.base, home)
-        settings = Settings.load(home)
         lever = dict(LEVERS[name])
         mnrl = lever.pop("mnrl", None)
         # The levers were measured under the by-document gate and two epochs, the product's
@@ -199,10 +193,9 @@ def main() -> None:
         # what was recorded.
         pinned = {"gate": "by-document", "epochs": 2, **lever}
         options = TrainingOptions(force=True, **pinned)  # type: ignore[arg-type]
-        started = time.perf_counter()
-        with TerminalProgress() as progress, mnrl_settings(mnrl):  # type: ignore[arg-type]
-            report = retrain(
-                settings, PairSources(beir=args.beir, split="train"), options, progress=progress
+        with mnrl_settings(mnrl):  # type: ignore[arg-type]
+            settings, report, seconds = retrain_copy(
+                args.base, args.work / name, PairSources(beir=args.beir, split="train"), options
             )
         searcher = Searcher(settings)
         test = evaluate_beir(searcher, args.beir, "test", ["dense", "hybrid"])
@@ -218,7 +211,7 @@ def main() -> None:
             "test_hybrid": test["hybrid"].ndcg_at_10,
             "test_hybrid_at_default_weight": hybrid_at(searcher, args.beir, DENSE_WEIGHT),
             "test_by_documents": by_documents(test, args.beir),
-            "seconds": round(time.perf_counter() - started),
+            "seconds": round(seconds),
         }
         if report.gate_rule == "two-part":
             results[name] |= {"seen": report.seen, "held_out_seen": report.held_out_seen}
