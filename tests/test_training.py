@@ -18,6 +18,7 @@ from indexer.training.gate import BLEND_WEIGHTS
 from indexer.training.history import record_pairs, replay_pairs, standing_set
 from indexer.training.options import PairSources, TrainingOptions
 from indexer.training.pairs import DocumentResolver, Judgement, read_pairs_file
+from indexer.training.pseudo_queries import title_pairs
 from indexer.training.retrain import retrain
 from searchapp.encoder import Encoder, EncoderSpec
 from searchapp.search import Searcher
@@ -268,10 +269,11 @@ def test_folds_score_each_judged_query_by_a_model_not_trained_on_it(cli, home: S
     before = _snapshot(home)
     run = cli("--home", home.home, "train", DATA / "pairs.jsonl", "--epochs", "1",
               "--batch-size", "8", "--folds", "3", "--gate", "two-part", "--min-queries", "3",
-              "--json", "--quiet")  # fmt: skip
+              "--titles", "20", "--json", "--quiet")  # fmt: skip
     assert run.code == 0, run.err
     report = json.loads(run.out)
     assert report["folds"] == 3 and report["judged_queries"] == 40
+    assert report["title_queries"] == 20  # trained on in every fold, never judged
     # Every judged query is scored once: by document, or about documents other folds cite.
     by_document, seen = report["held_out"]["queries"], report["held_out_seen"]["queries"]
     assert by_document + seen == 40 and seen >= 3
@@ -287,6 +289,18 @@ def test_folds_score_each_judged_query_by_a_model_not_trained_on_it(cli, home: S
     assert not list(home.models_dir.glob("fold-*"))
     listed = cli("--home", home.home, "models", "list")
     assert f"on {seen} held-out queries about trained documents (3 folds)" in listed.out
+
+
+def test_titles_are_pseudo_queries_asked_of_their_documents_text(home: Settings) -> None:
+    pairs = title_pairs(Searcher(home), 1000, seed=0)
+    assert len(pairs) >= 20  # the sample's documents with a title of three words or more
+    for pair in pairs:
+        assert len(pair.query.split()) >= 3 and pair.relevant_document
+        assert pair.query.lower() not in pair.text[:300].lower(), pair  # not a trivial match
+    assert len({pair.query for pair in pairs}) == len(pairs)
+    assert [p.query for p in title_pairs(Searcher(home), 5, seed=0)] == [
+        p.query for p in pairs[:5]
+    ]  # seeded
 
 
 def test_hybrid_blends_by_the_served_versions_weight(home: Settings) -> None:

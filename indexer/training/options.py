@@ -54,6 +54,14 @@ class TrainingOptions:
             "the query as its positive (likely unjudged positives; 0: off)"
         },
     )
+    titles: int = field(
+        default=0,
+        metadata={
+            "help": "pseudo-queries from the corpus: up to N documents' titles, each asked of "
+            "its text, trained on beside the judged queries (0: none)",
+            "metavar": "N",
+        },
+    )
     held_out: float = field(
         default=0.1, metadata={"help": "fraction of queries held out for the gate"}
     )
@@ -106,6 +114,8 @@ class TrainingOptions:
             raise InvalidOptionError(
                 f"false_negative must be 0 (off) or a share below 1, got {self.false_negative}."
             )
+        if self.titles < 0:
+            raise InvalidOptionError(f"titles must be 0 (none) or more, got {self.titles}.")
         if self.folds and not 2 <= self.folds <= 20:
             raise InvalidOptionError(f"folds must be 0 (off) or 2 to 20, got {self.folds}.")
         if self.folds and self.eval_beir is not None:

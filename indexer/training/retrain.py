@@ -50,6 +50,7 @@ from indexer.training.pairs import (
     split_by_document,
     split_seen,
 )
+from indexer.training.pseudo_queries import title_queries
 from searchapp.encoder import EncoderSpec
 from searchapp.errors import PairsError
 from searchapp.evaluation import Metrics
@@ -102,6 +103,7 @@ class TrainingReport:
     folds: int = 0  # cross-validated over this many folds (0: one held-out split)
     judged_queries: int = 0  # queries with a relevant indexed document among the pairs read
     judgements_needed: int | None = None  # when too few to decide: judged queries the gate needs
+    title_queries: int = 0  # --titles: documents' titles trained on as pseudo-queries
     seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     losses: list[tuple[int, float]] = field(default_factory=list)
@@ -311,6 +313,14 @@ def retrain(
             false_negative=options.false_negative,
             progress=progress,
         )
+        titled = []
+        if options.titles:
+            titled = title_queries(
+                searcher, options.titles, seed=options.seed, judged={m.query for m in mined},
+                per_query=options.negatives_per_query, mode=options.mine_from,
+                progress=progress,
+            )  # fmt: skip
+            mined = [*mined, *titled]
         rows = training_rows(options.loss, mined)
         used = len(next(iter(rows.values())))
         if used < 2:
@@ -359,7 +369,7 @@ def retrain(
             if options.eval_beir else None,
             blend={str(w): round(v, 6) for w, v in curve.items()}, dense_weight=weight,
             replayed={"queries": len({j.query for j in replayed}), "pairs": len(replayed)},
-            judged_queries=counted(pairs.judgements)["queries"],
+            judged_queries=counted(pairs.judgements)["queries"], title_queries=len(titled),
             judgements_needed=judgements_needed(pairs.judgements, options)
             if decision.undecided else None,
             skipped=pairs.skipped, losses=history,
