@@ -265,6 +265,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{report.after['ndcg@10']:.4f}; {'PROMOTED' if report.promoted else 'not promoted'}"
             f": {report.reason}"
         )
+        if report.folds:
+            print(f"Cross-validated over {report.folds} folds in {report.folds_seconds:.0f} s "
+                  f"of the training's {report.seconds:.0f} s.")  # fmt: skip
         if report.judgements_needed is not None:
             from searchapp.versions import needed_said
 

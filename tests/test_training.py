@@ -274,6 +274,7 @@ def test_folds_score_each_judged_query_by_a_model_not_trained_on_it(cli, home: S
     report = json.loads(run.out)
     assert report["folds"] == 3 and report["judged_queries"] == 40
     assert report["title_queries"] == 20  # trained on in every fold, never judged
+    assert 0 < report["folds_seconds"] < report["seconds"]  # what the folds cost is said
     # Every judged query is scored once: by document, or about documents other folds cite.
     by_document, seen = report["held_out"]["queries"], report["held_out_seen"]["queries"]
     assert by_document + seen == 40 and seen >= 3

@@ -153,6 +153,11 @@ def _train_result(report: TrainingReport) -> None:
     )
     if report.promoted and not report.passed_gate:
         st.caption("Served because you asked to: the gate alone would not have served it.")
+    if report.folds:
+        st.caption(
+            f"Cross-validated over {report.folds} folds: every judged query was held out once "
+            f"({report.folds_seconds:.0f} s of the training's {report.seconds:.0f} s)."
+        )
     if report.judgements_needed is not None:
         st.info(
             f"{needed_said(report.judged_queries, report.judgements_needed)}: give 👍 to the "

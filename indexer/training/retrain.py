@@ -101,6 +101,7 @@ class TrainingReport:
     blend: dict[str, float] = field(default_factory=dict)  # hybrid nDCG@10 by dense weight
     dense_weight: float | None = None  # hybrid's blend weight fitted for the candidate
     folds: int = 0  # cross-validated over this many folds (0: one held-out split)
+    folds_seconds: float = 0.0  # what the cross-validation cost (of ``seconds``)
     judged_queries: int = 0  # queries with a relevant indexed document among the pairs read
     judgements_needed: int | None = None  # when too few to decide: judged queries the gate needs
     title_queries: int = 0  # --titles: documents' titles trained on as pseudo-queries
@@ -326,12 +327,13 @@ def retrain(
         if used < 2:
             raise PairsError(f"Only {used} training rows could be built: add more pairs.")
 
-        folds = None
+        folds, folds_started = None, time.perf_counter()
         if options.folds:
             folds = cross_validate(
                 searcher, candidate_spec(served, options), new, mined, options,
                 settings.models_dir, progress=progress,
             )  # fmt: skip
+        folds_seconds = time.perf_counter() - folds_started if folds else 0.0
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         spec, history = train_candidate(
             settings.models_dir / f"{stamp}-{options.loss}", candidate_spec(served, options),
@@ -365,6 +367,7 @@ def retrain(
             gate_rule=options.gate,
             seen=decision.seen.to_json() if decision.seen else {},
             held_out_seen=counted(judged_on[1]), folds=options.folds,
+            folds_seconds=round(folds_seconds, 1),
             eval_set=f"{options.eval_beir} ({options.eval_split} split)"
             if options.eval_beir else None,
             blend={str(w): round(v, 6) for w, v in curve.items()}, dense_weight=weight,
