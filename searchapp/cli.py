@@ -39,7 +39,14 @@ from searchapp.errors import (
     SearchappError,
 )
 from searchapp.progress import NO_PROGRESS, Progress, TerminalProgress
-from searchapp.settings import DATABASE_ENV, HOME_ENV, QUERY_BACKEND_ENV, TOKEN_ENV, Settings
+from searchapp.settings import (
+    DATABASE_ENV,
+    HOME_ENV,
+    QUERY_BACKEND_ENV,
+    TOKEN_ENV,
+    UI_TOKEN_ENV,
+    Settings,
+)
 
 
 def _settings(args: argparse.Namespace, *, create: bool = False) -> Settings:
@@ -441,10 +448,22 @@ def _print_job(view) -> None:  # type: ignore[no-untyped-def]
 
 def cmd_ui(args: argparse.Namespace) -> int:
     import ui
+    from searchapp.api import is_loopback
 
+    local = is_loopback(args.address)
+    token = os.environ.get(UI_TOKEN_ENV) or (None if local else os.environ.get(TOKEN_ENV))
+    if not local and not token:
+        raise InvalidOptionError(
+            f"The UI on {args.address} reaches beyond this machine, so it must ask for a token: "
+            f"set {UI_TOKEN_ENV} (or {TOKEN_ENV}) to a secret, for instance the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe())'`, and give it to the "
+            "people who may use it."
+        )
     settings = _settings(args, create=True)  # a new user's first stop may be the Index page
     app = Path(ui.__file__).with_name("app.py")
     env = dict(os.environ, SEARCHAPP_HOME=str(settings.home))
+    if token:
+        env[UI_TOKEN_ENV] = token  # every browser session gives it once (ui/access.py)
     command = [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.address", args.address,
@@ -453,7 +472,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal",
     ]  # fmt: skip
-    print(f"searchapp UI on http://{args.address}:{args.port} (home {settings.home})", flush=True)
+    asks = ", token required" if token else ""
+    print(f"searchapp UI on http://{args.address}:{args.port} (home {settings.home}{asks})",
+          flush=True)  # fmt: skip
     # Become the Streamlit server, so that stopping this process stops the server (a child would
     # be orphaned by a SIGTERM).
     os.execve(sys.executable, command, env)
@@ -759,8 +780,10 @@ def _add_jobs_command(commands: argparse._SubParsersAction) -> None:
 def _add_server_commands(commands: argparse._SubParsersAction) -> None:
     web = commands.add_parser("ui", help="start the web UI (Streamlit)")
     web.add_argument("--port", type=int, default=8501)
-    web.add_argument("--address", default="127.0.0.1",
-                     help="address to listen on (default 127.0.0.1: this machine)")  # fmt: skip
+    web.add_argument("--address", "--host", dest="address", default="127.0.0.1",
+                     help="address to listen on (default 127.0.0.1: this machine; any other "
+                     f"needs ${UI_TOKEN_ENV} or ${TOKEN_ENV}, which every browser session "
+                     "must then give)")  # fmt: skip
     web.set_defaults(func=cmd_ui)
 
     serve = commands.add_parser("serve", help="serve the HTTP JSON API (search, feedback, jobs)")

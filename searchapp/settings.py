@@ -45,12 +45,15 @@ CACHE = Variable("SEARCHAPP_CACHE", "the cache of model exports and OCR text, sh
                  "home; else the platform's cache folder")  # fmt: skip
 API_TOKEN = Variable("SEARCHAPP_API_TOKEN", "the bearer token `searchapp serve` asks for (needed "
                      "beyond loopback)")  # fmt: skip
+UI_TOKEN = Variable("SEARCHAPP_UI_TOKEN", "the token the web UI asks each browser session for "
+                    "(needed beyond loopback, where SEARCHAPP_API_TOKEN also serves)")  # fmt: skip
 ENVIRONMENT = (HOME, DATABASE, BACKEND_VARIABLE, QUERY_BACKEND_VARIABLE, KEYWORD_ENGINE_VARIABLE,
-               CACHE, API_TOKEN)  # fmt: skip
+               CACHE, API_TOKEN, UI_TOKEN)  # fmt: skip
 
 HOME_ENV, DATABASE_ENV, CACHE_ENV = HOME.name, DATABASE.name, CACHE.name
 BACKEND_ENV, QUERY_BACKEND_ENV = BACKEND_VARIABLE.name, QUERY_BACKEND_VARIABLE.name
 KEYWORD_ENGINE_ENV, TOKEN_ENV = KEYWORD_ENGINE_VARIABLE.name, API_TOKEN.name
+UI_TOKEN_ENV = UI_TOKEN.name
 DATABASE_FILE = "searchapp.db"
 
 

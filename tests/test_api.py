@@ -148,6 +148,18 @@ def test_feedback_is_stored_and_health_and_jobs_answer(server: Server, served_ho
     assert {"/search", "/feedback", "/jobs", "/health"} <= set(spec["paths"])  # type: ignore[index]
 
 
+def test_the_ui_beyond_loopback_refuses_to_start_without_a_token(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("SEARCHAPP_UI_TOKEN", raising=False)
+    monkeypatch.delenv("SEARCHAPP_API_TOKEN", raising=False)
+    for flag in ("--address", "--host"):
+        refused = cli("--home", tmp_path / "home", "ui", flag, "0.0.0.0")
+        assert refused.code == 2, refused.err
+        assert "SEARCHAPP_UI_TOKEN" in refused.err and "0.0.0.0" in refused.err
+        assert not (tmp_path / "home").exists()  # nothing created
+
+
 def test_beyond_loopback_a_token_is_required(served_home: Path, cli) -> None:  # type: ignore[no-untyped-def]
     refused = cli("--home", served_home, "serve", "--host", "0.0.0.0")
     assert refused.code == 2 and "SEARCHAPP_API_TOKEN" in refused.err

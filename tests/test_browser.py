@@ -26,7 +26,7 @@ import psutil
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from searchapp.settings import Settings
+from searchapp.settings import UI_TOKEN_ENV, Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import Document, Feedback
 from tests.conftest import DATA, REPO
@@ -40,6 +40,7 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 OUTPUT = REPO / "tests" / "output"
 QUERY = "how to get rid of varroa mites"
+UI_TOKEN = "correct-horse-battery-staple"
 EXPECTED = "varroa-mites.md"
 
 
@@ -69,13 +70,23 @@ def sample_server(sample_home: Settings, tmp_path: Path) -> Iterator[tuple[str, 
     yield from _serve(tmp_path, tmp_path / "home")
 
 
-def _serve(tmp_path: Path, home: Path, *options: str) -> Iterator[tuple[str, Path]]:
+@pytest.fixture
+def guarded_server(sample_home: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`searchapp ui` over a copy of the sample home that asks for ``UI_TOKEN``."""
+    shutil.copytree(sample_home.home, tmp_path / "home")
+    yield from _serve(tmp_path, tmp_path / "home", env={UI_TOKEN_ENV: UI_TOKEN})
+
+
+def _serve(
+    tmp_path: Path, home: Path, *options: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, Path]]:
     port = _free_port()
     log = (tmp_path / "ui.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "searchapp.cli", "--home", str(home), *options, "ui",
          "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -271,3 +282,35 @@ def test_an_index_job_cancelled_half_way_leaves_a_sound_searchable_store(
     assert found.returncode == 0, found.stderr
     assert len(json.loads(found.stdout)["results"]) == 3
     assert stored(home)[0] < 200  # it did stop half-way
+
+
+def test_a_ui_with_a_token_shows_nothing_until_it_is_given(
+    guarded_server: tuple[str, Path], page: Page
+) -> None:
+    url, _ = guarded_server
+    page.goto(url)
+    token = page.get_by_label("Token", exact=True)
+    expect(token).to_be_visible(timeout=120_000)
+    expect(page.get_by_label("Query")).to_have_count(0)  # no page, no sidebar
+    expect(page.get_by_text("🔎 Search")).to_have_count(0)
+    token.fill("wrong-token")
+    page.get_by_role("button", name="Open").click()
+    expect(page.get_by_text("That is not the token")).to_be_visible(timeout=60_000)
+    _idle(page)
+    expect(page.get_by_label("Query")).to_have_count(0)
+    page.screenshot(path=str(OUTPUT / "token-refused.png"))
+    token.fill(UI_TOKEN)
+    page.get_by_role("button", name="Open").click()
+    query = page.get_by_label("Query")
+    expect(query).to_be_visible(timeout=120_000)
+    query.fill(QUERY)
+    _idle(page)
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.get_by_role("button", name="More results")).to_be_visible(timeout=180_000)
+    expect(page.get_by_text(EXPECTED).first).to_be_visible()
+    # A second browser session asks again.
+    other = page.context.browser.new_page()  # type: ignore[union-attr]
+    other.goto(url)
+    expect(other.get_by_label("Token", exact=True)).to_be_visible(timeout=120_000)
+    expect(other.get_by_label("Query")).to_have_count(0)
+    other.close()

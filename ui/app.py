@@ -1,6 +1,7 @@
 """searchapp's web UI: search, index, train and status pages over the searchapp library.
 
-Started by ``searchapp ui`` (Streamlit, bound to 127.0.0.1). The pages hold no search, storage or
+Started by ``searchapp ui`` (Streamlit, bound to 127.0.0.1; elsewhere only with a token that
+every browser session gives, ``ui/access.py``). The pages hold no search, storage or
 training logic: they call ``searchapp`` and ``indexer``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from searchapp.jobs import list_jobs
-from ui import index_page, jobs_panel, search_page, status_page, train_page
+from ui import access, index_page, jobs_panel, search_page, status_page, train_page
 from ui.resources import database, searcher
 
 PAGES = {
@@ -30,6 +31,7 @@ def running_jobs() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="searchapp", page_icon="🔎", layout="wide")
+    access.require_token()  # beyond loopback: nothing is shown before the token
     with st.sidebar:
         st.title("searchapp")
         page = st.radio("Page", list(PAGES), key="page", label_visibility="collapsed")
