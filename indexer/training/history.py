@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from indexer.training.pairs import DocumentResolver, Judgement
+from indexer.training.pairs import DocumentResolver, Judgement, relevant_documents
 from searchapp.store.database import Database
 from searchapp.store.schema import ModelVersion, TrainingPair
 
@@ -85,21 +85,13 @@ def lineage(db: Database, version_id: int) -> list[int]:
     return chain
 
 
-def _relevant(judgements: Iterable[Judgement]) -> dict[str, set[int]]:
-    found: dict[str, set[int]] = {}
-    for j in judgements:
-        if j.relevant_document:
-            found.setdefault(j.query, set()).add(j.doc_id)
-    return found
-
-
 def _apart(
     candidates: Iterable[Judgement], taken: Iterable[Judgement], shared: Iterable[Judgement]
 ) -> dict[str, list[Judgement]]:
     """``candidates`` by query, less the queries ``taken`` has and those sharing a relevant
     document with a query of ``shared``."""
     taken_queries = {j.query for j in taken}
-    documents = set().union(*_relevant(shared).values())
+    documents = set().union(*relevant_documents(shared).values())
     by_query: dict[str, list[Judgement]] = {}
     for j in candidates:
         if j.query not in taken_queries:
@@ -107,7 +99,7 @@ def _apart(
     return {
         query: found
         for query, found in by_query.items()
-        if not set().union(*_relevant(found).values()) & documents
+        if not set().union(*relevant_documents(found).values()) & documents
     }
 
 
@@ -143,5 +135,6 @@ def standing_set(
     its own held-out queries (scored already), not a query it trains on, and none sharing a
     relevant document with a training query."""
     standing = _apart(_stored(db, resolver, HELD_OUT), taken=[*train, *held_out], shared=train)
-    judged = _relevant(j for found in standing.values() for j in found)  # queries with a positive
+    # The queries with a positive:
+    judged = relevant_documents(j for found in standing.values() for j in found)
     return [j for query in sorted(judged) for j in standing[query]]
