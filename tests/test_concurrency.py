@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from indexer.folders import index_folders
@@ -21,12 +22,17 @@ READERS = 3
 READER = textwrap.dedent(
     """
     import json, sys, time
+    from pathlib import Path
     from searchapp.search import Searcher
     from searchapp.settings import Settings
 
+    # Search until the writer is done (its file appears), then a little longer: long enough to
+    # pick up the generation it switched to.
     searcher = Searcher(Settings.load(sys.argv[1]))
-    stop = time.monotonic() + float(sys.argv[2])
-    while time.monotonic() < stop:
+    done, stop = Path(sys.argv[2]), time.time() + 300  # wall clock, as the file's time
+    while time.time() < stop:
+        if done.exists():
+            stop = min(stop, done.stat().st_mtime + 3)
         started = time.perf_counter()
         try:
             results = searcher.search("how to get rid of varroa mites", k=5)
@@ -51,10 +57,15 @@ def test_searches_never_fail_while_indexing_and_promotion_switch_generations(
     home = Settings.load(tmp_path / "home")
     index_folders(home, [folder])
 
-    command = [sys.executable, "-c", READER, str(home.home), "60"]
+    done = tmp_path / "writer-done"
+    command = [sys.executable, "-c", READER, str(home.home), str(done)]
     # Answers go to files: a pipe nobody reads until the end would fill and stall the readers.
     outputs = [tmp_path / f"reader-{n}.jsonl" for n in range(READERS)]
     readers = [subprocess.Popen(command, stdout=out.open("w")) for out in outputs]
+    deadline = time.monotonic() + 120
+    while not all(out.stat().st_size for out in outputs):  # every reader is searching
+        assert time.monotonic() < deadline, "the readers did not start"
+        time.sleep(0.1)
     # The writer: more documents, then a new model version (cls pooling) promoted over them.
     shutil.copytree(DATA / "docs" / "coffee", folder / "coffee")
     shutil.copytree(DATA / "docs" / "astronomy", folder / "astronomy")
@@ -65,6 +76,7 @@ def test_searches_never_fail_while_indexing_and_promotion_switch_generations(
             session, load_encoder(EncoderSpec(pooling="cls")), name="cls", status="candidate"
         )
     generation = promote_version(db, home, version.id)
+    done.touch()
 
     samples = []
     for reader, output in zip(readers, outputs, strict=True):

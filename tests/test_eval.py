@@ -62,32 +62,13 @@ def test_a_corpus_slice_written_reads_back_the_same(tmp_path: Path) -> None:
     assert list(read_corpus(tmp_path / "slice")) == first
 
 
-def test_training_gated_on_an_evaluation_set_names_it(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    home = ("--home", tmp_path / "home")
-    assert cli(*home, "index", "--beir", SCIFACT_SLICE, "--quiet").code == 0
-    # Trained on the slice's pairs, gated on its judged queries as an evaluation set of its own:
-    # nothing is held out of the pairs, and the report and the versions list say what decided.
-    run = cli(*home, "train", "--beir", SCIFACT_SLICE, "--split", "test", "--eval-beir",
-              SCIFACT_SLICE, "--eval-split", "test", "--gate", "by-document", "--epochs", "1",
-              "--batch-size", "8", "--json", "--quiet")  # fmt: skip
-    assert run.code == 0, run.err
-    report = json.loads(run.out)
-    assert report["held_out"]["queries"] == 0
-    assert report["gate"]["queries"] == len(read_qrels(SCIFACT_SLICE, "test")) > 10
-    assert f"on {report['gate']['queries']} queries of the evaluation set" in report["reason"]
-    listed = cli(*home, "models", "list", "--json")
-    version = next(v for v in json.loads(listed.out) if v["id"] == report["version"])
-    assert version["decided_on"].endswith(
-        f"queries of the evaluation set {SCIFACT_SLICE} (test split)"
-    )
-
-
 def test_the_gate_serves_a_training_that_helps_and_refuses_one_that_does_not(  # type: ignore[no-untyped-def]
     cli, tmp_path: Path
 ) -> None:
     """Decided on merit, never forced: trained on the slice's 87 train queries and gated on its
     40 test queries (an evaluation set no training query is in), the candidate is served; trained
-    on the same queries each paired with another query's abstract, it is not."""
+    on the same queries each paired with another query's abstract, it is not. The report and the
+    versions list name the evaluation set that decided."""
     untrained = tmp_path / "untrained"
     assert cli("--home", untrained, "index", "--beir", SCIFACT_SLICE, "--quiet").code == 0
     gate = ("--gate", "by-document", "--eval-beir", SCIFACT_SLICE, "--eval-split", "test",
@@ -122,6 +103,18 @@ def test_the_gate_serves_a_training_that_helps_and_refuses_one_that_does_not(  #
             assert report["promoted"] and low > 0, report["reason"]
             assert report["after"]["ndcg@10"] > report["before"]["ndcg@10"]
             assert served == [report["version"]]
+            # Nothing was held out of the pairs: the evaluation set decided, and is named.
+            assert report["held_out"]["queries"] == 0
+            assert report["gate"]["queries"] == len(read_qrels(SCIFACT_SLICE, "test")) > 10
+            assert (
+                f"on {report['gate']['queries']} queries of the evaluation set"
+                in (report["reason"])
+            )
+            listed = json.loads(cli("--home", home, "models", "list", "--json").out)
+            version = next(v for v in listed if v["id"] == report["version"])
+            assert version["decided_on"].endswith(
+                f"queries of the evaluation set {SCIFACT_SLICE} (test split)"
+            )
         else:
             assert not report["promoted"] and low <= 0, report["reason"]
             assert "not better with 95% confidence" in report["reason"]
