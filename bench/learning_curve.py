@@ -8,7 +8,8 @@ is recorded beside it), and the test split is scored, dense and hybrid: for the 
 what the gate serves (the candidate where it passed, else the untuned model). Results accumulate
 in docs/learning_curve.json, keyed by run (``--tag``, N, seed): a stopped run resumes where it
 stopped, and ``--tag`` keeps a lever's curve beside the default's. The plot is
-docs/learning-curve.png; the table goes to docs/benchmarks.md.
+docs/learning-curve.png; the table goes to docs/benchmarks.md; the default runs' summary, which a
+training too small to decide on quotes, to searchapp/learning_curve.json.
 
     python bench/learning_curve.py --base /tmp/scifact-untuned [--sizes 10 30 100] \\
         [--seeds 0 1 2] \\
@@ -27,10 +28,11 @@ import random
 import shutil
 from pathlib import Path
 
-from training_runs import retrain_copy, test_split_scores
+from training_runs import retrain_copy, split_scores, test_split_scores
 
 from indexer.training.options import PairSources, TrainingOptions
 from searchapp.beir import read_qrels
+from searchapp.learning_curve import CURVE, summarise
 from searchapp.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,11 +40,14 @@ RESULTS = REPO / "docs" / "learning_curve.json"
 SIZES = (10, 20, 50, 100, 200, 400, 809)
 # Issue 30's bars: (N, the least test hybrid nDCG@10 of what the gate serves).
 TARGETS = {30: 0.7296, 100: 0.745, 809: 0.7730}
+SELECTION_QUERIES = 200  # undrawn train queries each run is also scored on, to choose levers by
 
 
-def sample_split(beir: Path, target: Path, size: int, seed: int) -> str:
+def sample_split(beir: Path, target: Path, size: int, seed: int) -> tuple[str, str | None]:
     """A BEIR folder at ``target`` whose split ``sample`` holds ``size`` train queries drawn with
-    ``seed`` (all their judgements); the corpus and queries are links to ``beir``'s."""
+    ``seed`` (all their judgements), and whose split ``selection`` holds up to
+    ``SELECTION_QUERIES`` of the train queries not drawn (None where all were): where a lever is
+    chosen, never on the test split. The corpus and queries are links to ``beir``'s."""
     target.mkdir(parents=True, exist_ok=True)
     (target / "qrels").mkdir(exist_ok=True)
     for name in ("corpus.jsonl", "queries.jsonl"):
@@ -52,10 +57,13 @@ def sample_split(beir: Path, target: Path, size: int, seed: int) -> str:
     qrels = read_qrels(beir, "train")
     queries = sorted(qrels)
     chosen = sorted(random.Random(seed).sample(queries, min(size, len(queries))))
-    lines = ["query-id\tcorpus-id\tscore"]
-    lines += [f"{q}\t{doc}\t{grade}" for q in chosen for doc, grade in sorted(qrels[q].items())]
-    (target / "qrels" / "sample.tsv").write_text("\n".join(lines) + "\n")
-    return "sample"
+    rest = sorted(set(queries) - set(chosen))
+    selection = sorted(random.Random(seed).sample(rest, min(SELECTION_QUERIES, len(rest))))
+    for split, drawn in (("sample", chosen), ("selection", selection)):
+        lines = ["query-id\tcorpus-id\tscore"]
+        lines += [f"{q}\t{doc}\t{grade}" for q in drawn for doc, grade in sorted(qrels[q].items())]
+        (target / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return "sample", "selection" if selection else None
 
 
 def parse_option(text: str) -> tuple[str, object]:
@@ -136,12 +144,18 @@ def main() -> None:
             if key in results:
                 continue
             work = args.work / f"{args.tag}-{size}-{seed}"
-            split = sample_split(args.beir, work / "pairs", size, seed)
+            split, selection = sample_split(args.beir, work / "pairs", size, seed)
             options = TrainingOptions(force=True, seed=13 + seed, **overrides)  # type: ignore[arg-type]
             settings, report, seconds = retrain_copy(
                 args.base, work / "home", PairSources(beir=work / "pairs", split=split), options
             )
             candidate = test_split_scores(settings, args.beir)
+            chosen_on = {}  # the undrawn train queries: untuned and candidate
+            if selection is not None:
+                chosen_on = {
+                    "untuned": split_scores(Settings.load(args.base), work / "pairs", selection),
+                    "candidate": split_scores(settings, work / "pairs", selection),
+                }
             results[key] = {
                 "tag": args.tag, "size": size, "seed": seed, "options": overrides,
                 "candidate": candidate,
@@ -149,14 +163,16 @@ def main() -> None:
                 "passed_gate": report.passed_gate, "reason": report.reason,
                 "judged_queries": report.judged_queries,
                 "judgements_needed": report.judgements_needed,
-                "gate": report.gate, "seen": report.seen,
+                "gate": report.gate, "seen": report.seen, "pooled": report.pooled,
                 "held_out": report.held_out, "held_out_seen": report.held_out_seen,
+                "selection": chosen_on, "folds_seconds": report.folds_seconds,
                 "seconds": round(seconds),
             }  # fmt: skip
             RESULTS.write_text(json.dumps(results, indent=2) + "\n")
             print(json.dumps({key: results[key]}, indent=2), flush=True)
             shutil.rmtree(work, ignore_errors=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    CURVE.write_text(json.dumps(summarise(results), indent=2) + "\n")  # what reports quote
     plot(results, REPO / "docs" / "learning-curve.png")
 
 

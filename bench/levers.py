@@ -70,8 +70,8 @@ def mnrl_settings(settings: dict[str, object] | None) -> Iterator[None]:
         return
     from sentence_transformers.sentence_transformer import losses
 
-    def make_loss(loss: str, model):  # type: ignore[no-untyped-def]
-        assert loss == "mnrl", loss
+    def make_loss(loss: str, model, toward_served: float = 0.0):  # type: ignore[no-untyped-def]
+        assert loss == "mnrl" and not toward_served, (loss, toward_served)
         return losses.MultipleNegativesRankingLoss(model, **settings)
 
     with mock.patch.object(fine_tune, "make_loss", make_loss):

@@ -30,7 +30,12 @@ def retrain_copy(
     return settings, report, time.perf_counter() - started
 
 
+def split_scores(settings: Settings, beir: Path, split: str) -> dict[str, float]:
+    """The served version's nDCG@10 on a split of ``beir``, dense and hybrid."""
+    scores = evaluate_beir(Searcher(settings), beir, split, ["dense", "hybrid"])
+    return {mode: scores[mode].ndcg_at_10 for mode in ("dense", "hybrid")}
+
+
 def test_split_scores(settings: Settings, beir: Path) -> dict[str, float]:
     """The served version's nDCG@10 on the test split, dense and hybrid."""
-    test = evaluate_beir(Searcher(settings), beir, "test", ["dense", "hybrid"])
-    return {"dense": test["dense"].ndcg_at_10, "hybrid": test["hybrid"].ndcg_at_10}
+    return split_scores(settings, beir, "test")

@@ -33,6 +33,7 @@ from searchapp.errors import (
     NoIndexError,
     UnknownVersionError,
 )
+from searchapp.learning_curve import curve_said
 from searchapp.store.database import Database
 from searchapp.store.schema import IndexGeneration, ModelVersion
 
@@ -235,11 +236,14 @@ def ensure_active_generation(
 
 
 def needed_said(judged: int, needed: int | None) -> str:
-    """What a training too small to decide on lacks, in words: "12 judged queries; the gate
-    decides from about 100"; empty when it was decided."""
+    """What a training the gate could not serve for want of judgements lacks, in words ("12
+    judged queries; the gate needs about 100 to tell whether training helps") and what the
+    learning curve shows near that many; empty when more judgements would not change it."""
     if needed is None:
         return ""
-    return f"{judged} judged queries; the gate decides from about {needed}"
+    said = f"{judged} judged queries; the gate needs about {needed} to tell whether training helps"
+    curve = curve_said(judged)
+    return f"{said}; {curve}" if curve else said
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,8 @@ class VersionRow:
         about = "held-out queries about trained documents" if two_part else "held-out queries"
         if not two_part and self.metrics.get("eval_set"):  # gated on --eval-beir's queries
             about = f"queries of the evaluation set {self.metrics['eval_set']}"
+        if self.metrics.get("pooled"):  # two-part --folds: both parts pooled
+            comparison, about = self.metrics["pooled"], "judged queries, each held out once"
         if self.metrics.get("folds"):  # --folds: every judged query held out once
             about += f" ({self.metrics['folds']} folds)"
         if not comparison.get("queries"):
@@ -306,6 +312,7 @@ class VersionRow:
             "gate": self.metrics,
             "decided_on": self.decided_on,
             "judgements_needed": (self.metrics or {}).get("judgements_needed"),
+            "needed": self.needed,  # in words, with what the learning curve shows there
             "dense_weight": self.dense_weight,
         }
 

@@ -7,6 +7,7 @@ import random
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,12 @@ from indexer.training.pairs import DocumentResolver, Judgement, read_pairs_file
 from indexer.training.pseudo_queries import title_pairs
 from indexer.training.retrain import retrain
 from searchapp.encoder import Encoder, EncoderSpec
+from searchapp.learning_curve import nearest
 from searchapp.search import Searcher
 from searchapp.settings import Settings
 from searchapp.store.database import Database
 from searchapp.store.schema import IndexGeneration, ModelVersion, TrainingPair
-from searchapp.versions import active_generation, list_versions
+from searchapp.versions import active_generation, list_versions, needed_said
 from tests import crashing
 from tests.conftest import DATA
 
@@ -253,32 +255,33 @@ def test_too_few_judged_queries_say_how_many_the_gate_needs(cli, home: Settings)
     assert report["judged_queries"] == 40
     needed = report["judgements_needed"]
     assert isinstance(needed, int) and needed >= 100  # 10 held out, a tenth of the queries
-    said = f"40 judged queries; the gate decides from about {needed}"
+    # And what the learning curve shows near 40 judged queries.
+    assert report["learning_curve"] == [asdict(point) for point in nearest(40)] != []
+    said = needed_said(40, needed)
+    assert said.startswith(f"40 judged queries; the gate needs about {needed} to tell whether "
+                           "training helps; on the ")  # fmt: skip
     listed = cli("--home", home.home, "models", "list")
     assert said in listed.out
     as_json = json.loads(cli("--home", home.home, "models", "list", "--json").out)
-    assert as_json[-1]["judgements_needed"] == needed
-    # A training that could decide says nothing of the kind.
-    decided = cli("--home", home.home, "train", DATA / "pairs.jsonl", "--epochs", "1",
-                  "--batch-size", "8", "--gate", "by-document", "--held-out", "0.25",
-                  "--min-queries", "5", "--json", "--quiet")  # fmt: skip
-    assert json.loads(decided.out)["judgements_needed"] is None, decided.out
+    assert as_json[-1]["judgements_needed"] == needed and as_json[-1]["needed"] == said
+    # (A training that could decide says nothing of the kind: the --folds test below.)
 
 
 def test_folds_score_each_judged_query_by_a_model_not_trained_on_it(cli, home: Settings) -> None:  # type: ignore[no-untyped-def]
     before = _snapshot(home)
     run = cli("--home", home.home, "train", DATA / "pairs.jsonl", "--epochs", "1",
-              "--batch-size", "8", "--folds", "3", "--gate", "two-part", "--min-queries", "3",
-              "--titles", "20", "--json", "--quiet")  # fmt: skip
+              "--batch-size", "8", "--folds", "2", "--gate", "two-part", "--min-queries", "3",
+              "--titles", "10", "--json", "--quiet")  # fmt: skip
     assert run.code == 0, run.err
     report = json.loads(run.out)
-    assert report["folds"] == 3 and report["judged_queries"] == 40
-    assert report["title_queries"] == 20  # trained on in every fold, never judged
+    assert report["folds"] == 2 and report["judged_queries"] == 40
+    assert report["title_queries"] == 10  # trained on in every fold, never judged
     assert 0 < report["folds_seconds"] < report["seconds"]  # what the folds cost is said
     # Every judged query is scored once: by document, or about documents other folds cite.
     by_document, seen = report["held_out"]["queries"], report["held_out_seen"]["queries"]
     assert by_document + seen == 40 and seen >= 3
     assert report["gate"]["queries"] == by_document and report["seen"]["queries"] == seen
+    assert report["pooled"]["queries"] == 40  # what the two-part gate decides on with folds
     assert not report["reason"].startswith("too few"), report["reason"]
     assert report["judgements_needed"] is None
     assert (_snapshot(home) != before) is report["promoted"]
@@ -289,7 +292,7 @@ def test_folds_score_each_judged_query_by_a_model_not_trained_on_it(cli, home: S
     assert {p.role for p in kept} == {"train"} and len({p.query for p in kept}) == 40
     assert not list(home.models_dir.glob("fold-*"))
     listed = cli("--home", home.home, "models", "list")
-    assert f"on {seen} held-out queries about trained documents (3 folds)" in listed.out
+    assert "on 40 judged queries, each held out once (2 folds)" in listed.out
 
 
 def test_titles_are_pseudo_queries_asked_of_their_documents_text(home: Settings) -> None:
@@ -317,13 +320,30 @@ def test_hybrid_blends_by_the_served_versions_weight(home: Settings) -> None:
         assert [r.doc_id for r in Searcher(home, db).search(query, k=5)] == alone
 
 
+FOUR_ROWS = {"anchor": ["mites in the hive", "sour espresso", "a first telescope", "sticky dough"],
+             "positive": ["Varroa mites weaken colonies.", "Grind finer to fix sour shots.",
+                          "Aperture matters most.", "Add flour a spoonful at a time."]}  # fmt: skip
+
+
 def test_a_one_step_training_still_learns(tmp_path: Path) -> None:
     # Four pairs in one batch: one step. A warm-up would spend it at learning rate 0.
-    rows = {"anchor": ["mites in the hive", "sour espresso", "a first telescope", "sticky dough"],
-            "positive": ["Varroa mites weaken colonies.", "Grind finer to fix sour shots.",
-                         "Aperture matters most.", "Add flour a spoonful at a time."]}  # fmt: skip
     options = TrainingOptions(epochs=1, batch_size=4)
-    fine_tune(EncoderSpec(), rows, options, tmp_path / "model")
-    before = Encoder(EncoderSpec()).encode(rows["anchor"])
-    after = Encoder(EncoderSpec(path=str(tmp_path / "model"))).encode(rows["anchor"])
+    fine_tune(EncoderSpec(), FOUR_ROWS, options, tmp_path / "model")
+    before = Encoder(EncoderSpec()).encode(FOUR_ROWS["anchor"])
+    after = Encoder(EncoderSpec(path=str(tmp_path / "model"))).encode(FOUR_ROWS["anchor"])
     assert not np.allclose(before, after, atol=1e-4)
+
+
+def test_min_steps_trains_longer_and_toward_served_stays_nearer(tmp_path: Path) -> None:
+    # Four pairs in one batch and one epoch, yet ten steps: --min-steps adds passes.
+    longer = TrainingOptions(epochs=1, batch_size=4, min_steps=10)
+    history = fine_tune(EncoderSpec(), FOUR_ROWS, longer, tmp_path / "free")
+    assert [step for step, _ in history] == [5, 10]
+    # The same ten steps held near the served weights move its embeddings less.
+    held = TrainingOptions(epochs=1, batch_size=4, min_steps=10, toward_served=100.0)
+    fine_tune(EncoderSpec(), FOUR_ROWS, held, tmp_path / "held")
+    texts = FOUR_ROWS["anchor"] + FOUR_ROWS["positive"]
+    start = Encoder(EncoderSpec()).encode(texts)
+    moved = {name: float(np.linalg.norm(start - Encoder(EncoderSpec(
+        path=str(tmp_path / name))).encode(texts))) for name in ("free", "held")}  # fmt: skip
+    assert 0 < moved["held"] < 0.5 * moved["free"], moved

@@ -3,12 +3,14 @@ and the gate's decision."""
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from indexer.training.gate import choose_weight, compare, decide
+from indexer.training.gate import choose_weight, compare, decide, judgements_needed
 from indexer.training.losses import training_rows
 from indexer.training.mining import MinedQuery
 from indexer.training.options import TrainingOptions
@@ -16,7 +18,9 @@ from indexer.training.pairs import Judgement, PairSet, split_by_document, split_
 from indexer.training.retrain import split_pairs
 from searchapp.errors import InvalidOptionError
 from searchapp.evaluation import Metrics
-from searchapp.versions import VersionRow
+from searchapp.learning_curve import CURVE, curve_said, measured, summarise
+from searchapp.versions import VersionRow, needed_said
+from tests.conftest import REPO
 
 
 def _judgements(queries: int) -> list[Judgement]:
@@ -175,6 +179,28 @@ def test_the_gate_promotes_only_a_gain_it_is_confident_of() -> None:
     assert not decide(_metrics(before), better, TrainingOptions(min_gain=0.2)).promote
 
 
+def test_a_gain_too_small_to_be_sure_of_says_how_many_judgements_would_be() -> None:
+    judged = _judgements(40)
+    before = {f"query {i}": 0.5 for i in range(40)}
+    # +0.005 a query on average, with the spread of half better and half worse: not sure yet.
+    noisy = _metrics({q: 0.5 + (0.05 if i % 2 else -0.04) for i, q in enumerate(before)})
+    options = TrainingOptions(gate="by-document", folds=5)
+    kept = decide(_metrics(before), noisy, options)
+    assert not kept.promote and kept.more is not None and kept.more > 1
+    half = (kept.comparison.high - kept.comparison.low) / 2
+    needed = judgements_needed(judged, options, kept)
+    assert needed == math.ceil(40 * (half / kept.comparison.gain) ** 2) > 40
+    # The interval narrows as one over the root: with that many, it would clear zero.
+    assert half * math.sqrt(40 / needed) <= kept.comparison.gain + 1e-9
+    # No gain at all: more of the same judgements would not make one.
+    worse = _metrics({q: 0.5 + (0.04 if i % 2 else -0.05) for i, q in enumerate(before)})
+    flat = decide(_metrics(before), worse, options)
+    assert flat.more is None and judgements_needed(judged, options, flat) is None
+    # Served: nothing needed.
+    better = _metrics({q: 0.7 for q in before})
+    assert judgements_needed(judged, options, decide(_metrics(before), better, options)) is None
+
+
 def test_the_bootstrap_interval_is_seeded_and_covers_the_mean() -> None:
     before = {f"q{i}": 0.0 for i in range(30)}
     after = {f"q{i}": (i % 7) / 10 for i in range(30)}
@@ -276,6 +302,39 @@ def test_the_two_part_gate_wants_trained_documents_found_and_the_rest_no_worse()
     assert not refused.promote and "forget" in refused.reason
 
 
+def test_with_folds_the_two_part_gate_pools_both_kinds_of_held_out_query() -> None:
+    options = TrainingOptions(gate="two-part", folds=5)
+    # A few judgements: 6 queries share a document with another fold's, 24 do not. Neither part
+    # alone could decide (6 < 10) or be sure of a small gain; all 30 together are.
+    seen = (_metrics({f"s{i}": 0.5 for i in range(6)}), _metrics({f"s{i}": 0.6 for i in range(6)}))
+    unseen = _metrics({f"u{i}": 0.5 for i in range(24)})
+    lifted = _metrics({f"u{i}": 0.5 + 0.05 * (i % 3) for i in range(24)})
+    served = decide(unseen, lifted, options, seen=seen)
+    assert served.promote and served.pooled is not None and served.pooled.queries == 30
+    assert served.reason.startswith("better: nDCG@10 +0.0600 on 30 judged queries, each held out")
+    assert served.seen is not None and served.seen.queries == 6  # both parts still reported
+    # Bought by ranking the by-document queries worse with confidence: refused.
+    worse = _metrics({f"u{i}": 0.5 - 0.02 * (i % 2) for i in range(24)})
+    many = (_metrics({f"s{i}": 0.3 for i in range(12)}),
+            _metrics({f"s{i}": 0.9 for i in range(12)}))  # fmt: skip
+    refused = decide(unseen, worse, options, seen=many)
+    assert not refused.promote and "worse with 95% confidence on documents no training" in (
+        refused.reason
+    )
+    # And worse with confidence on the queries about trained documents: refused as well.
+    forgot = (_metrics({f"s{i}": 0.9 for i in range(12)}),
+              _metrics({f"s{i}": 0.8 - 0.01 * (i % 2) for i in range(12)}))  # fmt: skip
+    lifted_more = _metrics({f"u{i}": 0.9 for i in range(24)})
+    memoriser = decide(unseen, lifted_more, options, seen=forgot)
+    assert not memoriser.promote and "on queries about documents it trained on" in (
+        memoriser.reason
+    )
+    # Too few judged queries in all: nothing decided, however it looks.
+    tiny = decide(_metrics({"u0": 0.1}), _metrics({"u0": 0.9}), options,
+                  seen=(_metrics({"s0": 0.1}), _metrics({"s0": 0.9})))  # fmt: skip
+    assert tiny.undecided and "too few judged queries" in tiny.reason
+
+
 def test_the_gate_is_one_of_two_and_two_part_holds_out_from_the_pairs() -> None:
     with pytest.raises(InvalidOptionError, match="Unknown gate 'both'"):
         TrainingOptions(gate="both")
@@ -288,3 +347,24 @@ def test_the_gate_is_one_of_two_and_two_part_holds_out_from_the_pairs() -> None:
     assert {j.doc_id for j in seen} <= {j.doc_id for j in train}
     train, by_document, seen = split_pairs(pairs, TrainingOptions(gate="by-document"))
     assert not seen and len({j.query for j in by_document}) == 10
+
+
+def test_a_training_too_small_to_decide_quotes_the_benchmarks_own_learning_curve() -> None:
+    # What the product quotes is the benchmark's summary of its default runs, not a copy.
+    results = json.loads((REPO / "docs" / "learning_curve.json").read_text())
+    assert json.loads(CURVE.read_text()) == summarise(results)
+    points = measured()
+    assert len(points) >= 2 and all(p.runs >= 1 for p in points)
+    first, second = points[0], points[1]
+    # Between two measured sizes: both are quoted, the one below first.
+    between = curve_said(first.judged + 1)
+    assert between.startswith(f"on the SciFact benchmark, {first.judged} gave ")
+    assert f" and {second.judged} gave {second.hybrid_gain:+.3f} (served in" in between
+    assert f"{first.hybrid_gain:+.3f} hybrid nDCG@10" in between
+    # Fewer than any measured, or more: the nearest one alone.
+    assert curve_said(0).count(" gave ") == 1 and f"{first.judged} gave" in curve_said(0)
+    assert curve_said(10**6).count(" gave ") == 1
+    assert needed_said(12, 100).startswith(
+        "12 judged queries; the gate needs about 100 to tell whether training helps; "
+    )
+    assert needed_said(12, None) == ""  # decided: nothing to say

@@ -160,7 +160,7 @@ def _train_result(report: TrainingReport) -> None:
         )
     if report.judgements_needed is not None:
         st.info(
-            f"{needed_said(report.judged_queries, report.judgements_needed)}: give 👍 to the "
+            f"{needed_said(report.judged_queries, report.judgements_needed)}. Give 👍 to the "
             "documents that answer more of your searches, then train again."
         )
     st.table(
@@ -169,15 +169,24 @@ def _train_result(report: TrainingReport) -> None:
             for name in ("ndcg@10", "recall@100", "mrr@10")
         ]
     )
-    seen, held_seen = report.seen, report.held_out_seen
+    seen, held_seen, pooled = report.seen, report.held_out_seen, report.pooled
+    if pooled and pooled["queries"]:
+        low, high = pooled["interval"]
+        st.markdown(
+            f"On all **{pooled['queries']} judged queries**, each ranked by a model trained "
+            f"without it: {pooled['wins']} better, {pooled['losses']} worse, {pooled['ties']} "
+            f"the same; mean nDCG@10 change {pooled['gain']:+.4f}, interval {low:+.4f} to "
+            f"{high:+.4f}. It must be better here with confidence, and worse with confidence "
+            "on neither kind below."
+        )
     if seen and seen["queries"] and held_seen:
         st.markdown(
             _compared(seen, held_seen, "about documents it was trained on")
-            + " It must be better here with confidence (the two-part gate)."
+            + ("" if pooled else " It must be better here with confidence (the two-part gate).")
         )
     if report.gate and report.held_out:
         said = _compared(report.gate, report.held_out, "about documents no training query cites")
-        if seen:
+        if seen and not pooled:
             said += " It must not be worse here with confidence."
         st.markdown(said)
     if standing := report.standing:

@@ -59,14 +59,16 @@ def fine_tune(
             crash_point("train-step")
 
     model = Encoder(spec).model  # not the shared encoder: searches keep using the served weights
-    steps = options.epochs * math.ceil(len(next(iter(rows.values()))) / options.batch_size)
+    per_epoch = math.ceil(len(next(iter(rows.values()))) / options.batch_size)
+    epochs = max(options.epochs, math.ceil(options.min_steps / per_epoch))  # --min-steps
+    steps = epochs * per_epoch
     # A warm-up shorter than one step is none: the trainer would round it up to a whole first
     # step at learning rate 0, and a one-step training (a few UI pairs) would learn nothing.
     warmup = options.warmup_ratio if steps * options.warmup_ratio >= 1 else 0.0
     work = output_dir.with_name(output_dir.name + ".trainer")  # also matched by "*.partial*"
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work),
-        num_train_epochs=options.epochs,
+        num_train_epochs=epochs,
         per_device_train_batch_size=options.batch_size,
         learning_rate=options.learning_rate,
         warmup_steps=warmup,  # a float below 1 is a fraction of all steps
@@ -85,7 +87,7 @@ def fine_tune(
         model=model,
         args=args,
         train_dataset=Dataset.from_dict(rows),
-        loss=make_loss(options.loss, model),
+        loss=make_loss(options.loss, model, toward_served=options.toward_served),
         callbacks=[RecordLoss()],
     )
     # The trainer prints its logs to stdout; keep stdout for the command's own output (--json).

@@ -12,7 +12,9 @@ The held-out queries are chosen by document (``split_by_document``): no training
 their documents, so this asks whether the candidate ranks documents it never saw better. The
 ``two-part`` gate asks what a user who gave 👍 to documents expects instead: better with confidence
 on held-out queries about documents it trained on (``split_seen``), and, so that it cannot win by
-memorising them alone, not worse with confidence on the by-document queries.
+memorising them alone, not worse with confidence on the by-document queries. With ``--folds``
+(``cross_validation``) every judged query is held out once and the two-part gate pools both
+kinds: better with confidence on all of them, worse with confidence on neither.
 """
 
 from __future__ import annotations
@@ -91,8 +93,12 @@ class GateDecision:
     comparison: Comparison
     standing: Comparison | None = None  # on the queries earlier versions held out
     seen: Comparison | None = None  # two-part gate: on held-out queries about trained documents
+    pooled: Comparison | None = None  # two-part with --folds: on every judged query, both parts
     passed: bool = False  # whether the gate itself would serve it (also when forced)
     undecided: bool = False  # too few held-out queries to decide anything
+    # Not better with confidence, yet a gain: how many times as many judged queries would make
+    # a gain of this size certain (the interval narrows as one over the root of their number).
+    more: float | None = None
 
 
 def decide(
@@ -125,8 +131,10 @@ def _decide(
     """The gate's own decision (``force`` aside) and what it measured, in words: the
     by-document gate, or with ``seen`` the two-part one: better with confidence on the
     held-out queries about documents the candidate trained on, and not worse with confidence on
-    the by-document ones. Pairs whose by-document held-out answers neither model finds are then
-    refused: what the candidate learnt of them cannot be checked."""
+    the by-document ones. With ``--folds`` every judged query is held out once and the two parts
+    are pooled: better with confidence on all of them, and worse with confidence on neither part.
+    Pairs whose by-document held-out answers neither model finds are then refused: what the
+    candidate learnt of them cannot be checked."""
     unseen = compare(before.per_query, after.per_query, options.confidence, options.seed)
     kept = None
     if standing is not None:
@@ -135,21 +143,31 @@ def _decide(
     on_evaluation_set = options.eval_beir is not None  # its queries stand in for held-out ones
     which = "queries of the evaluation set" if on_evaluation_set else "held-out queries"
     better, said = unseen, unseen.describe(which)  # what the candidate must be better on
+    on_seen = pooled = None
     if seen is not None:
-        better = compare(seen[0].per_query, seen[1].per_query, options.confidence, options.seed)
+        on_seen = compare(seen[0].per_query, seen[1].per_query, options.confidence, options.seed)
         others = (
             which
             if on_evaluation_set
             else "held-out queries about documents no training query cites"
         )
         which = "held-out queries about documents it trained on"
-        said = f"{better.describe(which)}; {unseen.describe(others)}"
+        better, said = on_seen, f"{on_seen.describe(which)}; {unseen.describe(others)}"
+        if options.folds:  # every judged query held out once: both parts pooled
+            pooled = compare({**before.per_query, **seen[0].per_query},
+                             {**after.per_query, **seen[1].per_query},
+                             options.confidence, options.seed)  # fmt: skip
+            which = f"judged queries, each held out by one of {options.folds} folds"
+            better, said = pooled, f"{pooled.describe(which)}: {said}"
     said += _standing_said(kept, options)
     not_served = "the candidate is kept but not served"
 
-    def decision(promote: bool, reason: str, undecided: bool = False) -> tuple[GateDecision, str]:
-        on_seen = None if seen is None else better
-        return GateDecision(promote, reason, unseen, kept, on_seen, undecided=undecided), said
+    def decision(
+        promote: bool, reason: str, undecided: bool = False, more: float | None = None
+    ) -> tuple[GateDecision, str]:
+        made = GateDecision(promote, reason, unseen, kept, on_seen, pooled, undecided=undecided,
+                            more=more)  # fmt: skip
+        return made, said
 
     if better.queries < options.min_queries:
         enough = _enough(options, two_part=seen is not None)
@@ -160,7 +178,7 @@ def _decide(
             f"--force. {said[0].upper()}{said[1:]}",
             undecided=True,
         )
-    if kept is not None and kept.queries >= options.min_queries and kept.high < 0:
+    if _worse(kept, options):
         return decision(
             False,
             f"worse with {options.confidence:.0%} confidence on the queries earlier versions held "
@@ -168,19 +186,34 @@ def _decide(
         )
     unfound = _unfound(before, after, unseen)
     if seen is not None:
-        if unseen.queries >= options.min_queries and unseen.high < 0:
+        if _worse(unseen, options):
             return decision(
                 False,
                 f"worse with {options.confidence:.0%} confidence on documents no training query "
                 f"cites, so it would find the rest of the collection worse: {said}; {not_served}",
             )
+        if pooled is not None and _worse(on_seen, options):
+            return decision(
+                False,
+                f"worse with {options.confidence:.0%} confidence on queries about documents it "
+                f"trained on: {said}; {not_served}",
+            )
         if unfound:
             return decision(False, f"not checkable: {said}; {not_served}{unfound}")
     if better.low > options.min_gain:
         return decision(True, f"better: {said}")
+    margin = better.gain - options.min_gain
     return decision(
         False,
         f"not better with {options.confidence:.0%} confidence: {said}; {not_served}{unfound}",
+        more=((better.high - better.low) / 2 / margin) ** 2 if margin > 0 and not unfound else None,
+    )
+
+
+def _worse(comparison: Comparison | None, options: TrainingOptions) -> bool:
+    """Worse with confidence, on enough queries to tell."""
+    return (
+        comparison is not None and comparison.queries >= options.min_queries and comparison.high < 0
     )
 
 
@@ -210,22 +243,36 @@ def _enough(options: TrainingOptions, two_part: bool) -> str:
     return f", which takes about {needed} judged queries{about} with {share} held out"
 
 
-def judgements_needed(judgements: Iterable[Judgement], options: TrainingOptions) -> int | None:
+def judgements_needed(
+    judgements: Iterable[Judgement], options: TrainingOptions, decision: GateDecision
+) -> int | None:
+    """How many judged queries the gate would need: to decide at all, where it had too few, or
+    to be sure of a gain the size of this one, where it was not; None where it was decided
+    otherwise (served, or refused for harm or for no gain) or where more judgements would not
+    help (gated on ``--eval-beir``'s queries alone)."""
+    judged = len(relevant_documents(judgements))
+    if decision.more is not None and not options.eval_beir:
+        return max(judged + 1, math.ceil(judged * decision.more))
+    return _to_decide(judgements, options) if decision.undecided else None
+
+
+def _to_decide(judgements: Iterable[Judgement], options: TrainingOptions) -> int | None:
     """How many judged queries the gate needs before it can decide (``min_queries`` of them held
     out), or None where judging more would not help (gated on ``--eval-beir``'s queries alone).
 
     The by-document gate holds out ``held_out`` of the queries. The two-part gate also needs
     queries about documents other judged queries cite, one per such group of queries: their share
-    among these judgements is how fast the groups come, where there are any yet."""
+    among these judgements is how fast the groups come, where there are any yet. With ``--folds``
+    every judged query is scored: by document those no other query shares a document with; the
+    two-part gate pools them all."""
     two_part = options.gate == "two-part"
     if (options.held_out <= 0 and not options.folds) or (options.eval_beir and not two_part):
         return None
     judged = len(relevant_documents(judgements))
     groups = query_groups(judgements)
-    if options.folds:  # every query is scored; "seen" when another in its group is elsewhere
+    if options.folds:  # every query is scored (two-part: both parts pooled)
         grouped = sum(len(group) for group in groups if len(group) > 1) / max(judged, 1)
-        share = grouped * (options.folds - 1) / options.folds if two_part else 1.0 - grouped
-        share = share or options.held_out or 0.1
+        share = 1.0 if two_part else (1.0 - grouped) or options.held_out or 0.1
     else:
         share = options.held_out
         if two_part and judged:

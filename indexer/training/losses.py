@@ -67,23 +67,47 @@ def _ranking_rows(mined: Sequence[MinedQuery]) -> dict[str, list]:
     return rows
 
 
-def make_loss(loss: str, model):  # type: ignore[no-untyped-def]
-    """The sentence-transformers loss object for ``loss``, configured for unit vectors."""
+def make_loss(loss: str, model, toward_served: float = 0.0):  # type: ignore[no-untyped-def]
+    """The sentence-transformers loss object for ``loss``, configured for unit vectors; with
+    ``toward_served``, held near the weights ``model`` starts from (``TowardStart``)."""
     from sentence_transformers.sentence_transformer import losses
 
     LOSS.check(loss)
     if loss == "mnrl":
-        return losses.MultipleNegativesRankingLoss(model)
-    if loss == "contrastive":
-        return losses.ContrastiveLoss(
+        chosen = losses.MultipleNegativesRankingLoss(model)
+    elif loss == "contrastive":
+        chosen = losses.ContrastiveLoss(
             model,
             distance_metric=losses.SiameseDistanceMetric.COSINE_DISTANCE,
             margin=CONTRASTIVE_MARGIN,
         )
-    if loss == "triplet":
-        return losses.TripletLoss(
+    elif loss == "triplet":
+        chosen = losses.TripletLoss(
             model,
             distance_metric=losses.TripletDistanceMetric.COSINE,
             triplet_margin=TRIPLET_MARGIN,
         )
-    return losses.CosineSimilarityLoss(model)
+    else:
+        chosen = losses.CosineSimilarityLoss(model)
+    return toward_start(chosen, model, toward_served) if toward_served else chosen
+
+
+def toward_start(loss, model, weight: float):  # type: ignore[no-untyped-def]
+    """``loss`` plus ``weight`` times the squared distance of ``model``'s trainable weights from
+    where they started (L2-SP: Li, Grandvalet and Davoine, 2018), so that a few pairs move the
+    served model no further than they must."""
+    import torch
+
+    class TowardStart(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.loss, self.model = loss, model
+            self.weights = [p for p in model.parameters() if p.requires_grad]
+            self.start = [p.detach().clone() for p in self.weights]
+
+        def forward(self, features, labels):  # type: ignore[no-untyped-def]
+            pairs = zip(self.weights, self.start, strict=True)
+            drift = sum(((p - p0) ** 2).sum() for p, p0 in pairs)
+            return self.loss(features, labels) + weight * drift
+
+    return TowardStart()

@@ -39,6 +39,22 @@ class TrainingOptions:
         default=32, metadata={"help": "rows per batch (MNRL: more rows, more in-batch negatives)"}
     )
     learning_rate: float = field(default=3e-5, metadata={"help": "AdamW's learning rate"})
+    min_steps: int = field(
+        default=0,
+        metadata={
+            "help": "train at least this many steps, with more passes over few pairs than "
+            "--epochs (0: --epochs alone)",
+            "metavar": "N",
+        },
+    )
+    toward_served: float = field(
+        default=0.0,
+        metadata={
+            "help": "hold the weights near the served model's: this times their squared "
+            "distance is added to the loss (L2-SP; 0: off)",
+            "metavar": "W",
+        },
+    )
     warmup_ratio: float = 0.1
     negatives_per_query: int = field(
         default=1,
@@ -113,6 +129,11 @@ class TrainingOptions:
         if not 0.0 <= self.false_negative < 1.0:
             raise InvalidOptionError(
                 f"false_negative must be 0 (off) or a share below 1, got {self.false_negative}."
+            )
+        if self.min_steps < 0 or self.toward_served < 0:
+            raise InvalidOptionError(
+                f"min_steps and toward_served must be 0 (off) or more, got {self.min_steps} and "
+                f"{self.toward_served}."
             )
         if self.titles < 0:
             raise InvalidOptionError(f"titles must be 0 (none) or more, got {self.titles}.")

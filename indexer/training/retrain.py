@@ -54,6 +54,7 @@ from indexer.training.pseudo_queries import title_queries
 from searchapp.encoder import EncoderSpec
 from searchapp.errors import PairsError
 from searchapp.evaluation import Metrics
+from searchapp.learning_curve import nearest
 from searchapp.progress import NO_PROGRESS, Progress
 from searchapp.search import Searcher
 from searchapp.settings import Settings
@@ -74,7 +75,7 @@ HISTORY_FILE = "training.json"
 _NOT_JSON = frozenset({"skipped", "losses"})
 _GATE_RECORD = ("before", "after", "gate", "held_out", "standing", "blend", "gate_rule", "seen",
                 "held_out_seen", "eval_set", "folds", "judged_queries",
-                "judgements_needed")  # fmt: skip
+                "judgements_needed", "pooled")  # fmt: skip
 
 
 @dataclass
@@ -95,6 +96,7 @@ class TrainingReport:
     standing: dict[str, object] = field(default_factory=dict)  # on earlier held-out queries
     gate_rule: str = TrainingOptions.gate
     seen: dict[str, object] = field(default_factory=dict)  # two-part: on trained documents
+    pooled: dict[str, object] = field(default_factory=dict)  # two-part --folds: on both parts
     held_out_seen: dict[str, int] = field(default_factory=dict)  # their queries and documents
     replayed: dict[str, int] = field(default_factory=dict)  # earlier queries and pairs mixed in
     eval_set: str | None = None  # "DIR (S split)" when gated on --eval-beir's queries
@@ -104,6 +106,7 @@ class TrainingReport:
     folds_seconds: float = 0.0  # what the cross-validation cost (of ``seconds``)
     judged_queries: int = 0  # queries with a relevant indexed document among the pairs read
     judgements_needed: int | None = None  # when too few to decide: judged queries the gate needs
+    learning_curve: list[dict] = field(default_factory=list)  # then: what the curve shows near
     title_queries: int = 0  # --titles: documents' titles trained on as pseudo-queries
     seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -355,6 +358,8 @@ def retrain(
             judged_on = tuple([j for j in new if j.query in scores.per_query]
                               for scores in (folds.before, folds.seen[0]))  # fmt: skip
         weight, curve = None, {}
+        judged = counted(pairs.judgements)["queries"]
+        needed = judgements_needed(pairs.judgements, options, decision)
         if counted(untrained)["queries"] >= options.min_queries:
             weight, curve = fit_blend(settings, db, generation.id, untrained, options.confidence)
         report = TrainingReport(
@@ -366,15 +371,16 @@ def retrain(
             standing=decision.standing.to_json() if decision.standing else {},
             gate_rule=options.gate,
             seen=decision.seen.to_json() if decision.seen else {},
+            pooled=decision.pooled.to_json() if decision.pooled else {},
             held_out_seen=counted(judged_on[1]), folds=options.folds,
             folds_seconds=round(folds_seconds, 1),
             eval_set=f"{options.eval_beir} ({options.eval_split} split)"
             if options.eval_beir else None,
             blend={str(w): round(v, 6) for w, v in curve.items()}, dense_weight=weight,
             replayed={"queries": len({j.query for j in replayed}), "pairs": len(replayed)},
-            judged_queries=counted(pairs.judgements)["queries"], title_queries=len(titled),
-            judgements_needed=judgements_needed(pairs.judgements, options)
-            if decision.undecided else None,
+            judged_queries=judged, title_queries=len(titled),
+            judgements_needed=needed, learning_curve=[dataclasses.asdict(point) for point in
+                                                      nearest(judged)] if needed else [],
             skipped=pairs.skipped, losses=history,
         )  # fmt: skip
         with db.write() as session:
