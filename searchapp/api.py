@@ -8,7 +8,7 @@ behind any load balancer, serve one corpus. ``GET /search`` answers with exactly
 Bound to 127.0.0.1 unless told otherwise. Beyond loopback a bearer token is required (the server
 refuses to start without one), and a request without it gets 401 before anything is read. Bad
 parameters get 422 with the reason; an error a user can act on (``SearchappError``) gets a 4xx or
-503 with its message, never a 500.
+503 with its message, never a 500; the OpenAPI description states each of them (``PROBLEMS``).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, which
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
 from sqlalchemy import func, select
 
 from searchapp.choices import DEFAULT_RESULTS, FUSION, MAX_RESULTS, SEARCH_MODE
@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # loaded on the first search: health answers without the mode
     from searchapp.search import Searcher
 
 MAX_QUERY_CHARS = 2000
+# A file type as documents record it ("pdf", "md", "email", "beir"): a short lowercase name.
+FileType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,16}$")]
 
 # The API's parameter types, made from the choices (its schema lists their values).
 Mode = Literal[SEARCH_MODE.values]  # type: ignore[valid-type]
@@ -49,7 +51,37 @@ class FeedbackIn(BaseModel):
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     document_id: int = Field(ge=1, description="the result's doc_id")
-    relevant: bool
+    relevant: StrictBool  # true or false, not 0 or "yes"
+
+
+class Problem(BaseModel):
+    """An error a user can act on: what was wrong and what to do."""
+
+    detail: str
+
+
+class InvalidParameter(BaseModel):
+    """One parameter FastAPI's validation refused: where, and why."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidParameters(BaseModel):
+    detail: list[InvalidParameter]
+
+
+# What every endpoint may answer besides its result, as its OpenAPI description says: a
+# ``SearchappError``'s message (``_refused``), or FastAPI's own list of invalid parameters.
+PROBLEMS: dict[int | str, dict] = {
+    400: {"model": Problem, "description": "a body that is not JSON"},
+    404: {"model": Problem, "description": "an id that names nothing (a job, a document)"},
+    409: {"model": Problem, "description": "the request conflicts with the state of the store"},
+    422: {"model": Problem | InvalidParameters, "description": "an invalid parameter"},
+    503: {"model": Problem, "description": "nothing to serve yet, or the store is busy"},
+    507: {"model": Problem, "description": "the disk is full"},
+}
 
 
 def is_loopback(host: str) -> bool:
@@ -68,7 +100,11 @@ def create_app(settings: Settings, token: str | None = None) -> FastAPI:
     app = FastAPI(
         title="searchapp",
         summary="Semantic, keyword and hybrid search over your own documents.",
-        dependencies=[Depends(_authorisation(token))],
+        # Only a server that asks for a token says so in its OpenAPI description.
+        dependencies=[Depends(_authorisation(token))] if token else [],
+        responses={401: {"model": Problem, "description": "no valid bearer token"}}
+        if token
+        else None,
     )
     app.add_exception_handler(SearchappError, _refused)  # type: ignore[arg-type]
     app.include_router(_routes(db, _lazy_searcher(settings, db)))
@@ -80,15 +116,13 @@ async def _refused(_request: Request, error: SearchappError) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=error.http_status)
 
 
-def _authorisation(token: str | None) -> Callable[..., None]:
-    """The dependency every request passes: with ``token``, a matching bearer token."""
-    bearer = HTTPBearer(auto_error=False, description="required when served beyond loopback")
+def _authorisation(token: str) -> Callable[..., None]:
+    """The dependency every request passes: a bearer token matching ``token``."""
+    bearer = HTTPBearer(auto_error=False, description="the token the server was started with")
 
     def authorised(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
-        if token is None:
-            return
         if credentials is None or not secrets.compare_digest(
             credentials.credentials.encode(), token.encode()
         ):
@@ -119,7 +153,7 @@ def _lazy_searcher(settings: Settings, db: Database) -> Callable[[], "Searcher"]
 
 def _routes(db: Database, searcher: Callable[[], "Searcher"]) -> APIRouter:
     """The endpoints: search, feedback, jobs and health."""
-    router = APIRouter()
+    router = APIRouter(responses=PROBLEMS)
 
     @router.get("/search")
     def search(
@@ -127,7 +161,7 @@ def _routes(db: Database, searcher: Callable[[], "Searcher"]) -> APIRouter:
         k: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = DEFAULT_RESULTS,
         mode: Mode = SEARCH_MODE.default,  # type: ignore[assignment]
         fusion: Fusion = FUSION.default,  # type: ignore[assignment]
-        type: Annotated[list[str] | None, Query(description="only these file types")] = None,
+        type: Annotated[list[FileType] | None, Query(description="only these file types")] = None,
         author: Annotated[str, Query(description="author (an e-mail's sender) contains")] = "",
     ) -> dict:
         """The ``k`` best documents: exactly what ``searchapp search --json`` prints."""

@@ -121,3 +121,9 @@ class UnknownJobError(SearchappError, LookupError):
     """A job id that names no job."""
 
     http_status = 404
+
+
+class UnknownDocumentError(SearchappError, LookupError):
+    """A document id that names no indexed document (removed since it was shown, or never)."""
+
+    http_status = 404

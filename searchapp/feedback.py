@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, func, select
 
-from searchapp.errors import InvalidOptionError
+from searchapp.errors import InvalidOptionError, UnknownDocumentError
 from searchapp.store.database import Database
 from searchapp.store.schema import Document, Feedback
 
@@ -16,7 +16,9 @@ def record_feedback(db: Database, query: str, document_id: int, relevant: bool) 
         raise InvalidOptionError("Feedback needs the query it was given for.")
     with db.write() as session:
         if session.get(Document, document_id) is None:
-            raise InvalidOptionError(f"Document {document_id} is no longer indexed.")
+            raise UnknownDocumentError(
+                f"Document {document_id} is no longer indexed: search again for its current id."
+            )
         row = session.execute(
             select(Feedback).where(Feedback.query == query, Feedback.document_id == document_id)
         ).scalar_one_or_none()
