@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import random
 import struct
 import zipfile
 import zlib
@@ -18,6 +19,7 @@ from indexer.folders import index_folders
 from indexer.loaders import load_file
 from indexer.ocr import OcrOptions
 from indexer.parse_worker import ParseWorker
+from searchapp.errors import UnreadableFileError
 from searchapp.search import Searcher, SearchFilters
 from searchapp.settings import Settings
 from searchapp.store.database import Database
@@ -31,6 +33,7 @@ from tests.format_samples import (
     write_samples,
     write_scanned_pdf,
 )
+from tests.fuzzing import fuzz, mutate, seed_files
 
 MAILBOX = [
     ("Chess club", "The chess club meets in room 12 on Tuesday evenings."),
@@ -346,3 +349,42 @@ def test_postscript_is_not_indexed_as_its_program_text(tmp_path: Path) -> None:
     for name, data in (("manual.ps", program), ("manual.ps.gz", gzip.compress(program))):
         with pytest.raises(NotADocument, match=r"PostScript.*ps2pdf"):
             load_file(tmp_path / name, data)
+
+
+def test_mangled_files_of_every_format_are_read_or_fail_with_their_reason(tmp_path: Path) -> None:
+    # Three havoc-mutated copies of each format's seed file (tests/fuzzing.py), parsed as an
+    # index run parses them: nothing escapes the parse process but a failure with its reason.
+    seeds = seed_files(tmp_path / "seeds")
+    *_, (report, _) = fuzz(seeds, tmp_path / "cases", cases=3 * len(seeds), seed=0, timeout=30)
+    assert report.crashes == [], report.crashes
+    assert report.cases == report.read + report.failed == 3 * len(seeds)
+    assert report.read and report.failed  # it did break files, and some still read
+    # The same kind of folder through the whole indexer: the run finishes and names each failure.
+    folder = tmp_path / "mangled"
+    folder.mkdir()
+    rng = random.Random(1)
+    for name, data in seeds.items():
+        (folder / name).write_bytes(mutate(data, rng))
+    home = Settings.load(tmp_path / "home")
+    summary = index_folders(home, [folder])
+    accounted = summary.added + len(summary.failed) + len(summary.skipped)
+    assert accounted == len(seeds), summary.to_json()
+    assert all(reason for _, reason in [*summary.failed, *summary.skipped])
+
+
+FUZZ_REGRESSIONS = Path(__file__).parent / "data" / "fuzz-regressions"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in FUZZ_REGRESSIONS.iterdir()), ids=str)
+def test_what_the_fuzzing_found_fails_with_a_reason_or_reads(name: str) -> None:
+    # Files the fuzzing made that once escaped their loaders: a zlib error inside a gzip stream
+    # or an ODF zip, a zip "version" Python cannot read, an address header the standard library's
+    # parser chokes on. Now: a failure that names the damage, or the document without the header.
+    path = FUZZ_REGRESSIONS / name
+    cause = name.split("-", 1)[0]
+    if cause == "attributeerror":  # the e-mail is read; only its broken header is left out
+        [message] = load_file(path, path.read_bytes())
+        assert message.file_type == "email" and message.author == ""
+        return
+    with pytest.raises(UnreadableFileError, match=r"damaged"):
+        load_file(path, path.read_bytes())

@@ -9,6 +9,7 @@ process (``indexer.parse_worker``).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Collection
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -39,7 +40,7 @@ from indexer.loaders.text import (
     load_rtf,
     looks_binary,
 )
-from searchapp.errors import NotADocument
+from searchapp.errors import NotADocument, UnreadableFileError
 
 __all__ = [
     "LOADERS",
@@ -133,7 +134,14 @@ def load_file(path: Path, data: bytes) -> list[LoadedText]:
     suffix = path.suffix.lower()
     loader = _plugin(suffix) or LOADERS.get(suffix)
     if loader is not None:
-        loaded = loader(data, path)
+        try:
+            loaded = loader(data, path)
+        except (zlib.error, NotImplementedError) as error:  # inside a zip or a gzip stream
+            kind = suffix.lstrip(".").upper()
+            raise UnreadableFileError(
+                f"{kind} file is damaged or compressed in a way no reader here supports "
+                f"({type(error).__name__}: {error})"
+            ) from None
         return loaded if isinstance(loaded, list) else [loaded]
     if reason := NOT_DOCUMENTS.get(suffix):
         raise NotADocument(reason)

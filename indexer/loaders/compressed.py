@@ -7,6 +7,7 @@ import bz2
 import gzip
 import io
 import lzma
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ _OPENERS = {
     ".xz": lzma.LZMAFile,
 }
 COMPRESSED_SUFFIXES = frozenset(_OPENERS)
-_ERRORS = (OSError, EOFError, lzma.LZMAError, ValueError, gzip.BadGzipFile)
+_ERRORS = (OSError, EOFError, lzma.LZMAError, ValueError, gzip.BadGzipFile, zlib.error)
 
 
 def decompress(data: bytes, suffix: str) -> bytes:

@@ -67,7 +67,9 @@ def _parse(data: bytes) -> EmailMessage:
 def _header(message: EmailMessage, name: str) -> str:
     try:
         value = message.get(name, "")
-    except (ValueError, TypeError, IndexError):  # a malformed header is left out, not fatal
+    # A malformed header is left out, not fatal; AttributeError: the standard library's address
+    # parser fails on some broken group syntax ("'Group' object has no attribute 'local_part'").
+    except (ValueError, TypeError, IndexError, AttributeError):
         return ""
     return " ".join(str(value).split())
 
