@@ -89,7 +89,8 @@ def plot(results: dict[str, dict], path: Path) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharex=True)
     for axis, mode in zip(axes, ("hybrid", "dense"), strict=True):
         axis.axhline(untuned[mode], color="grey", linestyle=":", label="untuned")
-        for colour, tag in zip(("#4c72b0", "#dd8452", "#55a868", "#c44e52"), tags, strict=False):
+        colours = ("#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860")
+        for number, (colour, tag) in enumerate(zip(colours, tags, strict=False)):
             rows = sorted((row for row in runs if row["tag"] == tag), key=lambda r: r["size"])
             sizes = sorted({row["size"] for row in rows})
             for what, style in (("candidate", "--"), ("served", "-")):
@@ -105,12 +106,14 @@ def plot(results: dict[str, dict], path: Path) -> None:
                     at = [row for row in rows if row["size"] == size]
                     served = sum(row["passed_gate"] for row in at)
                     axis.annotate(f"{served}/{len(at)}", (size, untuned[mode]), fontsize=7,
-                                  xytext=(0, -12), textcoords="offset points", ha="center",
-                                  color=colour)  # fmt: skip
+                                  xytext=(0, -10 - 8 * number), textcoords="offset points",
+                                  ha="center", color=colour)  # fmt: skip
         if mode == "hybrid":
             for size, bar in TARGETS.items():
                 axis.plot(size, bar, "r_", markersize=14)
         axis.set_xscale("log")
+        axis.set_xticks(SIZES, [str(size) for size in SIZES])
+        axis.minorticks_off()
         axis.set_xlabel("judged train queries (N); under the untuned line: runs the gate served")
         axis.set_ylabel(f"SciFact test nDCG@10, {mode}")
         axis.set_title(f"{mode}: the candidate (dashed) and what the gate serves (solid)")
