@@ -105,7 +105,7 @@ class TrainingReport:
     folds: int = 0  # cross-validated over this many folds (0: one held-out split)
     folds_seconds: float = 0.0  # what the cross-validation cost (of ``seconds``)
     judged_queries: int = 0  # queries with a relevant indexed document among the pairs read
-    judgements_needed: int | None = None  # when too few to decide: judged queries the gate needs
+    judgements_needed: int | None = None  # not served for want of judgements: how many it needs
     learning_curve: list[dict] = field(default_factory=list)  # then: what the curve shows near
     title_queries: int = 0  # --titles: documents' titles trained on as pseudo-queries
     seconds: float = 0.0
