@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # loaded on the first search: health answers without the mode
     from searchapp.search import Searcher
 
 MAX_QUERY_CHARS = 2000
-# A file type as documents record it ("pdf", "md", "email", "beir"): a short lowercase name.
+# A file type as documents record it ("pdf", "markdown", "email", "beir"): a short lowercase name.
 FileType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,16}$")]
 
 # The API's parameter types, made from the choices (its schema lists their values).
