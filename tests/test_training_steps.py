@@ -333,6 +333,8 @@ def test_with_folds_the_two_part_gate_pools_both_kinds_of_held_out_query() -> No
     tiny = decide(_metrics({"u0": 0.1}), _metrics({"u0": 0.9}), options,
                   seen=(_metrics({"s0": 0.1}), _metrics({"s0": 0.9})))  # fmt: skip
     assert tiny.undecided and "too few judged queries" in tiny.reason
+    assert "at least 10 judged queries with --folds" in tiny.reason  # not a share held out
+    assert "% held out" not in tiny.reason
 
 
 def test_the_gate_is_one_of_two_and_two_part_holds_out_from_the_pairs() -> None:

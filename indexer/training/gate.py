@@ -235,6 +235,8 @@ def _unfound(before: Metrics, after: Metrics, comparison: Comparison) -> str:
 
 def _enough(options: TrainingOptions, two_part: bool) -> str:
     """How many judged queries would give the gate enough held-out ones."""
+    if options.folds:  # every judged query is held out once: no share of them
+        return f", which takes at least {options.min_queries} judged queries with --folds"
     if options.held_out <= 0 or (options.eval_beir is not None and not two_part):
         return ""
     needed = math.ceil(options.min_queries / options.held_out)
